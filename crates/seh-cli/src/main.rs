@@ -11,13 +11,19 @@ use clap::{Parser, Subcommand};
 #[command(name = "seh", version, about = "Secur-e-Health: federated survival analysis without moving patient rows")]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {}
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.command {}
+    match Cli::parse().command {
+        None => {
+            use clap::CommandFactory;
+            Cli::command().print_help()?;
+            Ok(())
+        }
+        Some(command) => match command {},
+    }
 }
