@@ -5,6 +5,15 @@
 
 #![forbid(unsafe_code)]
 
+mod bench;
+mod bench_cox;
+mod bench_psi;
+mod demo;
+mod fit;
+mod output;
+
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -15,15 +24,33 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {}
+enum Command {
+    /// Fit a model on a local CSV file and print it like R (cox, km, glm).
+    Fit(fit::FitArgs),
+    /// Demonstration: a Cox fit on the bundled Stanford heart transplant data.
+    Demo(demo::DemoArgs),
+    /// Measure protocol performance (`seh bench secagg …`).
+    Bench(bench::BenchArgs),
+}
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+/// Exit code of a failed command (bad input, failed fit); clap uses 2 for bad flags as well.
+const EXIT_FAILURE: u8 = 2;
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
         None => {
             use clap::CommandFactory;
-            Cli::command().print_help()?;
-            Ok(())
+            Cli::command().print_help().map_err(anyhow::Error::from)
         }
-        Some(command) => match command {},
+        Some(Command::Fit(args)) => fit::run(args),
+        Some(Command::Demo(args)) => demo::run(args),
+        Some(Command::Bench(args)) => bench::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("seh: error: {e:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
     }
 }

@@ -6,6 +6,16 @@
 
 #![forbid(unsafe_code)]
 
+pub mod concordance;
+pub mod cox;
+pub mod formula;
 pub mod frame;
+pub mod glm;
+pub mod km;
+pub mod linalg;
+pub mod model;
+pub mod logrank;
+pub mod ttexpr;
+pub mod special;
 
 pub use frame::{DataFrame, FrameError};

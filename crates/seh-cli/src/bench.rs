@@ -1,0 +1,338 @@
+//! `seh bench …`: performance measurements of the protocol core, one
+//! subcommand per protocol. Timings are medians of whole runs in one process.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use rand::rngs::OsRng;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use seh_crypto::fixed::FixedParams;
+use seh_crypto::secagg::{Graph, SecAgg, SecAggParams, SecAggSite};
+use seh_crypto::secure_sum::{CoordinatorProtocol, RoundOutcome, SecureSum, SiteProtocol};
+use seh_crypto::wire::{Envelope, PartyId, SessionGuard, SessionId, SignedEnvelope, SigningKey, StudyId, VerifyingKey};
+use serde_json::json;
+
+/// Flags of `seh bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+/// The protocols `seh bench` can measure.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// SecAgg+ secure aggregation of N random f64 vectors of length M.
+    Secagg(SecaggBenchArgs),
+    /// Diffie–Hellman PSI of N × N identifiers (half overlapping).
+    Psi(crate::bench_psi::PsiBenchArgs),
+    /// Cox fit (Efron) on synthetic data against R coxph and lifelines, when installed.
+    Cox(crate::bench_cox::CoxBenchArgs),
+    /// One timed `seh fit cox` run for `seh bench cox` (internal).
+    #[command(hide = true)]
+    CoxChild(crate::bench_cox::CoxChildArgs),
+}
+
+/// Flags of `seh bench secagg`.
+#[derive(Debug, clap::Args)]
+pub struct SecaggBenchArgs {
+    /// Number of parties (sites).
+    #[arg(long, default_value_t = 10)]
+    pub parties: usize,
+    /// Vector length.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub length: usize,
+    /// Parties that drop out after sharing their keys (before sending their
+    /// masked input), forcing the server to remove their pair masks.
+    #[arg(long, default_value_t = 0)]
+    pub dropouts: usize,
+    /// Repetitions (the median wall time is reported).
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
+    /// Worker threads simulating the parties (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Seed of the random input vectors.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output format.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+}
+
+/// Run `seh bench <protocol>`.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.command {
+        BenchCommand::Secagg(a) => run_secagg(a),
+        BenchCommand::Psi(a) => crate::bench_psi::run(a),
+        BenchCommand::Cox(a) => crate::bench_cox::run(a),
+        BenchCommand::CoxChild(a) => crate::bench_cox::run_child(a),
+    }
+}
+
+/// Validated configuration of one SecAgg+ benchmark.
+struct SecaggBench {
+    agg: SecAgg,
+    keys: BTreeMap<PartyId, SigningKey>,
+    coordinator: SigningKey,
+    roster: BTreeMap<PartyId, VerifyingKey>,
+    dropped: Vec<PartyId>,
+    threads: usize,
+}
+
+/// One party's simulation state.
+struct Party {
+    id: PartyId,
+    site: Option<SecAggSite>,
+    guard: SessionGuard,
+    rng: ChaCha20Rng,
+    inbox: Vec<Vec<u8>>,
+    outbox: Vec<Vec<u8>>,
+}
+
+fn run_secagg(args: SecaggBenchArgs) -> anyhow::Result<()> {
+    let n = args.parties;
+    if n < 2 {
+        bail!("--parties must be at least 2");
+    }
+    if args.reps == 0 {
+        bail!("--reps must be at least 1");
+    }
+    let session = SessionId { study: StudyId(*b"seh-bench-secagg"), round: 0 };
+    let ids: Vec<PartyId> = (1..=n as u32).map(PartyId).collect();
+    let mut seed_rng = ChaCha20Rng::seed_from_u64(args.seed);
+    let params = SecAggParams::suggested(session, &ids, args.length, seed_rng.gen())?;
+    if n - args.dropouts < params.threshold() {
+        bail!("{} dropouts leave fewer than the threshold {} of {n} parties", args.dropouts, params.threshold());
+    }
+    let frac_bits = FixedParams::max_frac_bits(1.0, n).context("no fixed-point scale fits")?.min(40);
+    let fixed = FixedParams::new(frac_bits, 1.0, n)?;
+    let keys: BTreeMap<PartyId, SigningKey> = ids.iter().map(|&p| (p, SigningKey::generate(&mut OsRng))).collect();
+    let coordinator = SigningKey::generate(&mut OsRng);
+    let mut roster: BTreeMap<PartyId, VerifyingKey> = keys.iter().map(|(p, k)| (*p, k.verifying_key())).collect();
+    let agg = SecAgg::new(params.clone(), fixed, roster.clone())?;
+    roster.insert(PartyId::COORDINATOR, coordinator.verifying_key());
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |p| p.get())).max(1);
+    // Drop every k-th party so dropouts spread over the neighbour graph.
+    let dropped: Vec<PartyId> = (0..args.dropouts).map(|i| ids[i * n / args.dropouts.max(1)]).collect();
+    let bench = SecaggBench { agg, keys, coordinator, roster, dropped, threads };
+
+    let mut data_rng = ChaCha20Rng::seed_from_u64(args.seed ^ 0x5eed);
+    let inputs: Vec<Vec<f64>> =
+        (0..n).map(|_| (0..args.length).map(|_| data_rng.gen_range(-1.0..1.0)).collect()).collect();
+
+    let mut secure_times = Vec::with_capacity(args.reps);
+    let mut plain_times = Vec::with_capacity(args.reps);
+    let mut bytes_per_client = 0.0;
+    let mut max_err = 0.0f64;
+    for _ in 0..args.reps {
+        let t0 = Instant::now();
+        let (sum, contributors, bytes) = bench.run_once(&inputs)?;
+        secure_times.push(t0.elapsed().as_secs_f64());
+        bytes_per_client = bytes;
+
+        let t0 = Instant::now();
+        let plain = plain_sum(&inputs, &contributors);
+        plain_times.push(t0.elapsed().as_secs_f64());
+        max_err = sum.iter().zip(&plain).map(|(a, b)| (a - b).abs()).fold(max_err, f64::max);
+    }
+    let tolerance = n as f64 * bench.agg.fixed().resolution();
+    if max_err > tolerance {
+        bail!("secure sum differs from the plain sum by {max_err:e} (tolerance {tolerance:e})");
+    }
+    let seconds = median(&mut secure_times);
+    let plain_seconds = median(&mut plain_times);
+    let graph = match params.graph() {
+        Graph::Complete => "complete".to_string(),
+        Graph::Harary { degree } => format!("harary k={degree}"),
+        Graph::Random { degree, .. } => format!("random k={degree}"),
+    };
+    let report = json!({
+        "bench": "secagg",
+        "parties": n,
+        "length": args.length,
+        "dropouts": args.dropouts,
+        "threshold": params.threshold(),
+        "graph": graph,
+        "frac_bits": frac_bits,
+        "reps": args.reps,
+        "threads": threads,
+        "seconds": seconds,
+        "plain_seconds": plain_seconds,
+        "ratio": seconds / plain_seconds.max(1e-12),
+        "bytes_sent_per_client": bytes_per_client,
+        "max_abs_error": max_err,
+    });
+    if args.format == "json" {
+        println!("{report}");
+    } else {
+        println!(
+            "secagg n={n} m={} dropouts={} t={} graph={graph}: {seconds:.4} s (plain sum {plain_seconds:.4} s, ratio {:.1}), {:.0} bytes sent per client",
+            args.length,
+            args.dropouts,
+            params.threshold(),
+            seconds / plain_seconds.max(1e-12),
+            bytes_per_client
+        );
+    }
+    Ok(())
+}
+
+impl SecaggBench {
+    /// One whole aggregation: encode, four rounds of signed envelopes, decode.
+    /// Returns the decoded sum, the contributors and the mean bytes sent per client.
+    fn run_once(&self, inputs: &[Vec<f64>]) -> anyhow::Result<(Vec<f64>, Vec<PartyId>, f64)> {
+        let session = self.agg.params().session();
+        let mut parties: Vec<Party> = self
+            .agg
+            .params()
+            .parties()
+            .iter()
+            .map(|&id| Party {
+                id,
+                site: None,
+                guard: SessionGuard::new(session, 8),
+                rng: ChaCha20Rng::from_rng(OsRng).unwrap_or_else(|_| ChaCha20Rng::from_entropy()),
+                inbox: Vec::new(),
+                outbox: Vec::new(),
+            })
+            .collect();
+
+        // Encode and start every site in parallel.
+        self.par_sites(&mut parties, |p| {
+            let idx = (p.id.0 - 1) as usize;
+            let x = inputs.get(idx).context("missing input")?;
+            let key = &self.keys[&p.id];
+            let mut site = self.agg.contribute(p.id, key, self.agg.encode(x)?)?;
+            let out = site.start(&mut p.rng)?;
+            p.site = Some(site);
+            for env in out {
+                p.outbox.push(env.sign(key)?.into_bytes()?);
+            }
+            Ok(())
+        })?;
+
+        let mut coord = self.agg.combine();
+        let mut guard = SessionGuard::new(session, 8);
+        let mut bytes_sent = 0usize;
+        for round in 0.. {
+            // Parties that drop after round 1 send nothing more.
+            let wire: Vec<Vec<u8>> = parties
+                .iter_mut()
+                .flat_map(|p| {
+                    let out = std::mem::take(&mut p.outbox);
+                    if round >= 2 && self.dropped.contains(&p.id) {
+                        Vec::new()
+                    } else {
+                        out
+                    }
+                })
+                .collect();
+            bytes_sent += wire.iter().map(Vec::len).sum::<usize>();
+            // Signature checks in parallel, state updates in order.
+            let envs = self.par_map(wire, |b| Ok(SignedEnvelope::open_vec(b, &self.roster)?))?;
+            for env in &envs {
+                guard.check(env)?;
+                coord.receive(env)?;
+            }
+            drop(envs);
+            match coord.close_round()? {
+                RoundOutcome::Done { sum, contributors } => {
+                    let decoded = self.agg.decode(&sum)?;
+                    return Ok((decoded, contributors, bytes_sent as f64 / parties.len() as f64));
+                }
+                RoundOutcome::Send(envs) => {
+                    for env in envs {
+                        let to = env.recipient;
+                        let bytes = env.sign(&self.coordinator)?.encode()?;
+                        if to == PartyId::BROADCAST {
+                            for p in parties.iter_mut() {
+                                p.inbox.push(bytes.clone());
+                            }
+                        } else if let Some(p) = parties.iter_mut().find(|p| p.id == to) {
+                            p.inbox.push(bytes);
+                        }
+                    }
+                }
+            }
+            self.par_sites(&mut parties, |p| {
+                let key = &self.keys[&p.id];
+                for bytes in std::mem::take(&mut p.inbox) {
+                    let env = SignedEnvelope::open_vec(bytes, &self.roster)?;
+                    p.guard.check(&env)?;
+                    let Some(site) = p.site.as_mut() else { continue };
+                    if site.is_done() {
+                        continue;
+                    }
+                    for reply in site.receive(&env, &mut p.rng)? {
+                        p.outbox.push(reply.sign(key)?.into_bytes()?);
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        bail!("protocol did not finish")
+    }
+
+    /// Run `f` on every party, spread over the worker threads.
+    fn par_sites(
+        &self,
+        parties: &mut [Party],
+        f: impl Fn(&mut Party) -> anyhow::Result<()> + Sync,
+    ) -> anyhow::Result<()> {
+        let per = parties.len().div_ceil(self.threads).max(1);
+        std::thread::scope(|s| {
+            let handles: Vec<_> =
+                parties.chunks_mut(per).map(|chunk| s.spawn(|| chunk.iter_mut().try_for_each(&f))).collect();
+            handles.into_iter().try_for_each(|h| h.join().map_err(|_| anyhow::anyhow!("worker panicked"))?)
+        })
+    }
+
+    /// Map `f` over `items` on the worker threads, keeping order.
+    fn par_map(
+        &self,
+        mut items: Vec<Vec<u8>>,
+        f: impl Fn(Vec<u8>) -> anyhow::Result<Envelope> + Sync,
+    ) -> anyhow::Result<Vec<Envelope>> {
+        let total = items.len();
+        let per = total.div_ceil(self.threads).max(1);
+        let mut chunks = Vec::new();
+        while !items.is_empty() {
+            let rest = items.split_off(per.min(items.len()));
+            chunks.push(std::mem::replace(&mut items, rest));
+        }
+        let f = &f;
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|chunk| s.spawn(move || chunk.into_iter().map(f).collect::<anyhow::Result<Vec<_>>>()))
+                .collect();
+            let mut out = Vec::with_capacity(total);
+            for h in handles {
+                out.extend(h.join().map_err(|_| anyhow::anyhow!("worker panicked"))??);
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// The baseline: a plain (unprotected) sum of the contributors' f64 vectors.
+fn plain_sum(inputs: &[Vec<f64>], contributors: &[PartyId]) -> Vec<f64> {
+    let len = inputs.first().map_or(0, Vec::len);
+    let mut acc = vec![0.0; len];
+    for p in contributors {
+        if let Some(x) = inputs.get((p.0 - 1) as usize) {
+            for (a, v) in acc.iter_mut().zip(x) {
+                *a += v;
+            }
+        }
+    }
+    acc
+}
+
+fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
+}

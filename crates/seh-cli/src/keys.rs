@@ -1,0 +1,159 @@
+//! `seh keys init`: creates a federation's keys and certificates in a directory.
+//!
+//! Layout: `federation.json` (public), `ca.der` (trust anchor), and one directory per member with
+//! `name`, `identity.key` (hex Ed25519 seed, owner-only), `cert.der` (its mTLS certificate), and
+//! for sites `frost.share` (hex FROST key share, owner-only). The CA private key is not kept:
+//! adding members later needs a new `keys init` (interim). The FROST DKG runs inside this one
+//! process (interim; see `seh_protocol::setup`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use ed25519_dalek::SigningKey;
+use seh_net::{FederationCa, NodeId, NodeIdentity, TlsCredentials};
+use seh_protocol::federation::Federation;
+use seh_protocol::{hex, setup};
+
+/// Flags of `seh keys init`.
+#[derive(Debug, Args)]
+pub struct KeysInitArgs {
+    /// Output directory (created; must not already hold a federation.json).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Site node ids, comma-separated (lower-case DNS labels).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub sites: Vec<String>,
+    /// Researcher node ids, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "researcher")]
+    pub researchers: Vec<String>,
+    /// Coordinator node id.
+    #[arg(long, default_value = "coordinator")]
+    pub coordinator: String,
+    /// FROST threshold for signing releases (default: a strict majority of the sites).
+    #[arg(long)]
+    pub threshold: Option<u16>,
+    /// Federation name.
+    #[arg(long, default_value = "secur-e-health federation")]
+    pub name: String,
+}
+
+/// `seh keys …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum KeysCommand {
+    /// Create CA, node identities, certificates, FROST shares and the federation file.
+    Init(KeysInitArgs),
+}
+
+/// Runs `seh keys …`.
+pub fn run(cmd: KeysCommand) -> Result<()> {
+    match cmd {
+        KeysCommand::Init(a) => {
+            init(&a)?;
+            println!("federation written to {}", a.dir.display());
+            Ok(())
+        }
+    }
+}
+
+fn write_secret(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+fn write_member(dir: &Path, ca: &FederationCa, name: &str, key: &SigningKey) -> Result<PathBuf> {
+    let id = NodeId::parse(name).with_context(|| format!("node id `{name}`"))?;
+    let node_dir = dir.join(name);
+    std::fs::create_dir_all(&node_dir)?;
+    let identity = NodeIdentity::new(id, key.clone());
+    let creds = ca.issue(&identity).with_context(|| format!("certificate for `{name}`"))?;
+    std::fs::write(node_dir.join("cert.der"), creds.leaf_der().unwrap_or_default())?;
+    std::fs::write(node_dir.join("name"), name)?;
+    write_secret(&node_dir.join("identity.key"), &hex::encode(key.as_bytes()))?;
+    Ok(node_dir)
+}
+
+/// Creates the federation in `a.dir`.
+pub fn init(a: &KeysInitArgs) -> Result<()> {
+    if a.dir.join("federation.json").exists() {
+        bail!("{} already holds a federation.json", a.dir.display());
+    }
+    std::fs::create_dir_all(&a.dir)?;
+    let t = a.threshold.unwrap_or((a.sites.len() / 2 + 1).max(2) as u16);
+    let mut rng = rand::rngs::OsRng;
+    let (file, secrets) = setup::generate(&a.name, &a.coordinator, &a.sites, &a.researchers, t, &mut rng)?;
+    let ca = FederationCa::generate(&format!("{} CA", a.name))?;
+    std::fs::write(a.dir.join("ca.der"), ca.cert_der())?;
+    write_member(&a.dir, &ca, &a.coordinator, &secrets.coordinator)?;
+    for (name, (key, share)) in &secrets.sites {
+        let d = write_member(&a.dir, &ca, name, key)?;
+        let bytes = share.to_secret_bytes()?;
+        write_secret(&d.join("frost.share"), &hex::encode(&bytes))?;
+    }
+    for (name, key) in &secrets.researchers {
+        write_member(&a.dir, &ca, name, key)?;
+    }
+    let text = serde_json::to_string_pretty(&file)?;
+    Federation::from_json(text.as_bytes())?;
+    std::fs::write(a.dir.join("federation.json"), text)?;
+    Ok(())
+}
+
+/// A member's identity loaded from its directory.
+pub struct Identity {
+    /// Node id.
+    pub name: String,
+    /// Identity key.
+    pub key: SigningKey,
+    /// mTLS credentials (certificate + the same key in PKCS#8).
+    pub tls: TlsCredentials,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Identity").field("name", &self.name).field("key", &"<redacted>").finish()
+    }
+}
+
+/// PKCS#8 v1 DER of an Ed25519 key (RFC 8410).
+fn pkcs8(key: &SigningKey) -> Vec<u8> {
+    let mut der = vec![0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20];
+    der.extend_from_slice(key.as_bytes());
+    der
+}
+
+/// Loads `dir/name`, `dir/identity.key`, `dir/cert.der`.
+pub fn load_identity(dir: &Path) -> Result<Identity> {
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).with_context(|| format!("{}", dir.join(f).display()));
+    let name = read("name")?.trim().to_owned();
+    let seed = hex::decode_array::<32>(read("identity.key")?.trim())
+        .with_context(|| format!("{}: not a 64-hex-character key", dir.join("identity.key").display()))?;
+    let key = SigningKey::from_bytes(&seed);
+    let cert = std::fs::read(dir.join("cert.der")).with_context(|| format!("{}", dir.join("cert.der").display()))?;
+    let tls = TlsCredentials::from_der(vec![cert], pkcs8(&key));
+    Ok(Identity { name, key, tls })
+}
+
+/// Loads a site's FROST share from `dir/frost.share`.
+pub fn load_frost_share(dir: &Path) -> Result<seh_crypto::frost::KeyShare> {
+    let path = dir.join("frost.share");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
+    let bytes = hex::decode(text.trim()).with_context(|| format!("{}: not hex", path.display()))?;
+    Ok(seh_crypto::frost::KeyShare::from_secret_bytes(&bytes)?)
+}
+
+/// Loads and validates `federation.json`.
+pub fn load_federation(path: &Path) -> Result<Federation> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+    Ok(Federation::from_json(&bytes).with_context(|| format!("{}", path.display()))?)
+}

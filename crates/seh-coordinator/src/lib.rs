@@ -1,0 +1,355 @@
+//! `seh-coordinator`: the coordinator daemon.
+//!
+//! Accepts site sessions (sites dial out over mTLS), serves researchers, and drives one study at a
+//! time through [`seh_protocol::coordinator::CoordinatorStudy`], persisting every checkpoint in
+//! SQLite **before** sending the messages that follow it, so a killed and restarted coordinator
+//! resumes unfinished studies in a fresh round and reaches the same result. A round that is not
+//! complete within the configured timeout is closed with the sites that answered (SecAgg+ dropout
+//! recovery while at least `t` remain), so a vanished site never hangs a study.
+//!
+//! This crate does not link `seh-data` and never holds a key share (DESIGN §7).
+
+#![forbid(unsafe_code)]
+
+mod error;
+mod researcher;
+pub mod store;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use seh_audit::{Actor, AuditLog, EntryKind, Timestamp};
+use seh_net::{serve_researcher_api, serve_site_link, FrameSink, NodeId, RosterHandle, SessionAcceptor};
+use seh_protocol::coordinator::{Action, Checkpoint, CoordinatorStudy};
+use seh_protocol::federation::Federation;
+use seh_protocol::spec::SignedStudy;
+use ed25519_dalek::SigningKey;
+use serde_json::{json, Map, Value};
+use tokio::sync::mpsc;
+
+pub use error::CoordinatorError;
+pub use store::Store;
+
+/// Everything the coordinator needs.
+#[derive(Debug)]
+pub struct CoordinatorConfig {
+    /// The federation.
+    pub federation: Arc<Federation>,
+    /// The coordinator's identity key (signs envelopes and the audit log).
+    pub key: SigningKey,
+    /// mTLS server configuration (from `seh_net::server_config`).
+    pub tls: Arc<rustls_config::ServerConfig>,
+    /// The roster the TLS layer admits.
+    pub roster: RosterHandle,
+    /// Site-facing listen address (port 0: OS-assigned).
+    pub site_addr: SocketAddr,
+    /// Researcher-facing listen address.
+    pub researcher_addr: SocketAddr,
+    /// SQLite state file.
+    pub db_path: PathBuf,
+    /// Audit log file.
+    pub audit_path: PathBuf,
+    /// How long one protocol step may wait for sites.
+    pub round_timeout: Duration,
+    /// How long a new study waits for its sites to connect before starting anyway.
+    pub connect_grace: Duration,
+    /// Fault injection for tests: end the process right after persisting this many checkpoints.
+    pub exit_after_checkpoints: Option<u64>,
+}
+
+/// Re-export of the rustls server configuration type used by [`CoordinatorConfig::tls`].
+pub mod rustls_config {
+    pub use rustls::ServerConfig;
+}
+
+/// The current time in RFC 3339 (UTC, milliseconds).
+pub fn now_rfc3339() -> String {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    seh_protocol::clock::rfc3339(d.as_secs(), d.subsec_millis())
+}
+
+/// Shared audit writer.
+#[derive(Clone, Debug)]
+pub(crate) struct Audit {
+    log: Arc<Mutex<AuditLog>>,
+    actor: Actor,
+}
+
+impl Audit {
+    fn open(path: &std::path::Path, key: SigningKey, actor: &str) -> Result<Self, CoordinatorError> {
+        let log = if path.exists() { AuditLog::open(path, key)? } else { AuditLog::create(path, key)? };
+        let actor = Actor::parse(actor).map_err(|e| CoordinatorError::Store(format!("audit actor: {e}")))?;
+        Ok(Audit { log: Arc::new(Mutex::new(log)), actor })
+    }
+
+    pub(crate) fn record(&self, kind: EntryKind, details: Value) {
+        let map = match details {
+            Value::Object(m) => m,
+            other => {
+                let mut m = Map::new();
+                m.insert("detail".into(), other);
+                m
+            }
+        };
+        let Ok(ts) = Timestamp::parse(&now_rfc3339()) else { return };
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = log.append(&ts, &self.actor, kind, map) {
+            eprintln!("seh coordinator: audit log append failed: {e}");
+        }
+    }
+}
+
+type Sinks = Arc<Mutex<HashMap<NodeId, (u64, FrameSink)>>>;
+
+/// Addresses the coordinator listens on.
+#[derive(Clone, Copy, Debug)]
+pub struct BoundAddrs {
+    /// Site-facing `SiteLink`.
+    pub site: SocketAddr,
+    /// Researcher-facing API.
+    pub researcher: SocketAddr,
+}
+
+/// Runs the coordinator until the process ends. `ready` is called once both listeners are bound.
+///
+/// Errors: store, audit log or listener set-up failures.
+pub async fn run(config: CoordinatorConfig, ready: impl FnOnce(BoundAddrs)) -> Result<(), CoordinatorError> {
+    let store = Arc::new(Mutex::new(Store::open(&config.db_path)?));
+    let audit = Audit::open(&config.audit_path, config.key.clone(), &config.federation.coordinator_name)?;
+    audit.record(EntryKind::System, json!({ "event": "start" }));
+    let (study_tx, mut study_rx) = mpsc::unbounded_channel::<String>();
+    let handler = Arc::new(researcher::Handler {
+        store: store.clone(),
+        audit: audit.clone(),
+        fed: config.federation.clone(),
+        queue: study_tx,
+    });
+    let (site_listener, acceptor) =
+        serve_site_link(config.site_addr, config.tls.clone(), config.roster.clone()).await?;
+    let researcher_listener =
+        serve_researcher_api(config.researcher_addr, config.tls.clone(), config.roster.clone(), handler).await?;
+    ready(BoundAddrs { site: site_listener.local_addr(), researcher: researcher_listener.local_addr() });
+
+    let sinks: Sinks = Arc::default();
+    let (in_tx, mut in_rx) = mpsc::channel::<(NodeId, seh_net::Frame)>(1024);
+    tokio::spawn(accept_sessions(acceptor, sinks.clone(), in_tx, audit.clone()));
+
+    let resumed: Vec<String> = lock(&store).unfinished()?.into_iter().map(|s| s.study_id).collect();
+    let mut pending: std::collections::VecDeque<String> = resumed.into();
+    loop {
+        let study_id = match pending.pop_front() {
+            Some(id) => id,
+            None => match study_rx.recv().await {
+                Some(id) => id,
+                None => return Ok(()),
+            },
+        };
+        if let Err(e) = drive(&config, &store, &audit, &sinks, &mut in_rx, &study_id).await {
+            audit.record(EntryKind::System, json!({ "study": study_id, "event": "error", "reason": e.to_string() }));
+        }
+        while let Ok(id) = study_rx.try_recv() {
+            pending.push_back(id);
+        }
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn accept_sessions(
+    mut acceptor: SessionAcceptor,
+    sinks: Sinks,
+    inbound: mpsc::Sender<(NodeId, seh_net::Frame)>,
+    audit: Audit,
+) {
+    let mut generation = 0u64;
+    while let Some(session) = acceptor.accept().await {
+        generation += 1;
+        let id = session.peer.id.clone();
+        audit.record(EntryKind::System, json!({ "event": "site connected", "site": id.as_str() }));
+        lock(&sinks).insert(id.clone(), (generation, session.sink));
+        let (sinks, inbound, audit, mut stream, gen) = (sinks.clone(), inbound.clone(), audit.clone(), session.stream, generation);
+        tokio::spawn(async move {
+            while let Some(item) = stream.recv().await {
+                match item {
+                    Ok(frame) => {
+                        if inbound.send((id.clone(), frame)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        audit.record(EntryKind::System, json!({ "event": "invalid frame", "site": id.as_str(), "reason": e.to_string() }));
+                        break;
+                    }
+                }
+            }
+            let mut s = lock(&sinks);
+            if s.get(&id).is_some_and(|(g, _)| *g == gen) {
+                s.remove(&id);
+            }
+            drop(s);
+            audit.record(EntryKind::System, json!({ "event": "site disconnected", "site": id.as_str() }));
+        });
+    }
+}
+
+#[derive(Default)]
+struct Traffic(std::collections::BTreeMap<String, (u64, u64, u64)>);
+
+impl Traffic {
+    fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        for (site, (sent, received, messages)) in &self.0 {
+            m.insert(site.clone(), json!({ "bytes_to_site": sent, "bytes_from_site": received, "messages": messages }));
+        }
+        Value::Object(m)
+    }
+}
+
+async fn drive(
+    config: &CoordinatorConfig,
+    store: &Arc<Mutex<Store>>,
+    audit: &Audit,
+    sinks: &Sinks,
+    inbound: &mut mpsc::Receiver<(NodeId, seh_net::Frame)>,
+    study_id: &str,
+) -> Result<(), CoordinatorError> {
+    let Some(stored) = lock(store).get(study_id)? else { return Ok(()) };
+    let fed = config.federation.clone();
+    let mut traffic = Traffic::default();
+    if let Value::Object(m) = &stored.traffic {
+        for (k, v) in m {
+            let get = |f: &str| v.get(f).and_then(Value::as_u64).unwrap_or(0);
+            traffic.0.insert(k.clone(), (get("bytes_to_site"), get("bytes_from_site"), get("messages")));
+        }
+    }
+    let checkpoint = stored.checkpoint.clone().unwrap_or_default();
+    let resumed = stored.checkpoint.is_some();
+    // Wait for the study's sites to connect (bounded).
+    let spec = stored.study.unverified_spec()?;
+    let wanted: Vec<NodeId> = spec.sites.iter().filter_map(|s| NodeId::parse(s).ok()).collect();
+    let grace = tokio::time::Instant::now() + config.connect_grace;
+    while tokio::time::Instant::now() < grace && !wanted.iter().all(|w| lock(sinks).contains_key(w)) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    audit.record(
+        EntryKind::System,
+        json!({ "study": study_id, "event": if resumed { "study resumed" } else { "study started" }, "round": checkpoint.round }),
+    );
+    let (mut study, actions) = CoordinatorStudy::resume(fed.clone(), config.key.clone(), stored.study.clone(), checkpoint)?;
+    let mut deadline = tokio::time::Instant::now() + config.round_timeout;
+    let mut finished = apply(&fed, store, audit, sinks, study_id, &mut traffic, actions, &mut deadline, config).await?;
+    while !finished {
+        let actions = tokio::select! {
+            got = inbound.recv() => match got {
+                Some((node, frame)) => {
+                    if frame.study_id() != study_id {
+                        audit.record(EntryKind::System, json!({ "event": "rejected", "site": node.as_str(), "reason": "message for a study that is not running" }));
+                        continue;
+                    }
+                    let Some(site) = fed.site_by_name(node.as_str()) else { continue };
+                    let e = traffic.0.entry(site.name.clone()).or_default();
+                    e.1 += frame.payload().len() as u64;
+                    e.2 += 1;
+                    study.receive(site.party, frame.payload())
+                }
+                None => return Ok(()),
+            },
+            () = tokio::time::sleep_until(deadline) => {
+                let waiting: Vec<String> = study.waiting_for().iter().filter_map(|p| fed.site(*p).map(|s| s.name.clone())).collect();
+                audit.record(EntryKind::System, json!({ "study": study_id, "event": "round timeout", "round": study.checkpoint().round, "waiting_for": waiting }));
+                deadline = tokio::time::Instant::now() + config.round_timeout;
+                study.timeout()
+            }
+        };
+        finished = apply(&fed, store, audit, sinks, study_id, &mut traffic, actions, &mut deadline, config).await?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)] // One call site; the arguments are the driver's state.
+async fn apply(
+    fed: &Federation,
+    store: &Arc<Mutex<Store>>,
+    audit: &Audit,
+    sinks: &Sinks,
+    study_id: &str,
+    traffic: &mut Traffic,
+    actions: Vec<Action>,
+    deadline: &mut tokio::time::Instant,
+    config: &CoordinatorConfig,
+) -> Result<bool, CoordinatorError> {
+    let mut finished = false;
+    let mut last: Option<Checkpoint> = None;
+    for a in actions {
+        match a {
+            Action::Checkpoint(cp) => {
+                lock(store).save(study_id, &cp, &traffic.to_json())?;
+                last = Some(cp);
+                if let Some(n) = config.exit_after_checkpoints {
+                    if CHECKPOINTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 >= n {
+                        audit.record(EntryKind::System, json!({ "event": "fault injection: exiting" }));
+                        std::process::exit(3);
+                    }
+                }
+            }
+            Action::Send(o) => {
+                *deadline = tokio::time::Instant::now() + config.round_timeout;
+                let Some(site) = fed.site(o.to) else { continue };
+                let Ok(node) = NodeId::parse(&site.name) else { continue };
+                let sink = lock(sinks).get(&node).map(|(_, s)| s.clone());
+                let len = o.bytes.len() as u64;
+                let Ok(frame) = seh_net::Frame::new(study_id, u64::from(o.round), &o.kind, o.bytes) else { continue };
+                match sink {
+                    Some(s) => {
+                        if s.send(frame.to(node)).await.is_ok() {
+                            let e = traffic.0.entry(site.name.clone()).or_default();
+                            e.0 += len;
+                        }
+                    }
+                    None => audit.record(
+                        EntryKind::System,
+                        json!({ "study": study_id, "event": "site not connected", "site": site.name }),
+                    ),
+                }
+            }
+            Action::Log(line) => audit.record(EntryKind::System, json!({ "study": study_id, "event": line })),
+            Action::Finished => finished = true,
+        }
+    }
+    if finished {
+        if let Some(cp) = &last {
+            lock(store).save(study_id, cp, &traffic.to_json())?;
+        }
+        let stored = lock(store).get(study_id)?;
+        let cp = stored.and_then(|s| s.checkpoint).unwrap_or_default();
+        match (&cp.release, &cp.failure) {
+            (Some(r), _) => audit.record(
+                EntryKind::Release,
+                json!({ "study": study_id, "document_sha256": seh_protocol::hex::encode(&sha256(r.document.as_bytes())), "signers": r.signers }),
+            ),
+            (None, failure) => audit.record(
+                EntryKind::System,
+                json!({ "study": study_id, "event": "study ended without release", "reason": failure }),
+            ),
+        }
+    }
+    Ok(finished)
+}
+
+static CHECKPOINTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn sha256(b: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).into()
+}
+
+/// Parses a signed study from a researcher's submission payload.
+pub fn parse_submission(payload: &[u8]) -> Result<SignedStudy, CoordinatorError> {
+    serde_json::from_slice(payload)
+        .map_err(|e| CoordinatorError::Protocol(seh_protocol::ProtocolError::parse("study submission", &e)))
+}

@@ -1,0 +1,129 @@
+//! SQLite persistence of studies: the researcher-signed spec, the protocol checkpoint (phase,
+//! round, decisions, the secure *sum*, the release) and traffic counters. Never a site's
+//! contribution (the coordinator never holds one unmasked) and never a key share.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use seh_protocol::coordinator::Checkpoint;
+use seh_protocol::spec::SignedStudy;
+
+use crate::error::CoordinatorError;
+
+/// The study store.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+}
+
+/// One stored study.
+#[derive(Clone, Debug)]
+pub struct StoredStudy {
+    /// Study id.
+    pub study_id: String,
+    /// The signed spec.
+    pub study: SignedStudy,
+    /// Last checkpoint (`None` until the study started).
+    pub checkpoint: Option<Checkpoint>,
+    /// Traffic counters, JSON object by site.
+    pub traffic: serde_json::Value,
+}
+
+fn db(e: rusqlite::Error) -> CoordinatorError {
+    CoordinatorError::Store(e.to_string())
+}
+
+fn json_err(e: serde_json::Error) -> CoordinatorError {
+    CoordinatorError::Store(format!("stored JSON does not parse: line {} column {}", e.line(), e.column()))
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, CoordinatorError> {
+        let conn = Connection::open(path).map_err(db)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             CREATE TABLE IF NOT EXISTS studies (
+                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                 study_id TEXT NOT NULL UNIQUE,
+                 signed_study TEXT NOT NULL,
+                 checkpoint TEXT,
+                 traffic TEXT NOT NULL DEFAULT '{}'
+             );",
+        )
+        .map_err(db)?;
+        Ok(Store { conn })
+    }
+
+    /// Records a new study. Errors: [`CoordinatorError::Duplicate`] if the id exists.
+    pub fn insert(&self, study_id: &str, study: &SignedStudy) -> Result<(), CoordinatorError> {
+        let text = serde_json::to_string(study).map_err(json_err)?;
+        let n = self
+            .conn
+            .execute("INSERT OR IGNORE INTO studies (study_id, signed_study) VALUES (?1, ?2)", params![study_id, text])
+            .map_err(db)?;
+        if n == 0 {
+            return Err(CoordinatorError::Duplicate(study_id.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Saves a checkpoint and the traffic counters.
+    pub fn save(&self, study_id: &str, cp: &Checkpoint, traffic: &serde_json::Value) -> Result<(), CoordinatorError> {
+        let cp = serde_json::to_string(cp).map_err(json_err)?;
+        self.conn
+            .execute(
+                "UPDATE studies SET checkpoint = ?2, traffic = ?3 WHERE study_id = ?1",
+                params![study_id, cp, traffic.to_string()],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, Option<String>, String)> {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    }
+
+    fn decode(row: (String, String, Option<String>, String)) -> Result<StoredStudy, CoordinatorError> {
+        let (study_id, s, cp, traffic) = row;
+        Ok(StoredStudy {
+            study_id,
+            study: serde_json::from_str(&s).map_err(json_err)?,
+            checkpoint: cp.map(|c| serde_json::from_str(&c)).transpose().map_err(json_err)?,
+            traffic: serde_json::from_str(&traffic).map_err(json_err)?,
+        })
+    }
+
+    /// One study.
+    pub fn get(&self, study_id: &str) -> Result<Option<StoredStudy>, CoordinatorError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT study_id, signed_study, checkpoint, traffic FROM studies WHERE study_id = ?1",
+                params![study_id],
+                Self::row,
+            )
+            .optional()
+            .map_err(db)?;
+        row.map(Self::decode).transpose()
+    }
+
+    /// Studies not yet finished, oldest first.
+    pub fn unfinished(&self) -> Result<Vec<StoredStudy>, CoordinatorError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT study_id, signed_study, checkpoint, traffic FROM studies ORDER BY seq")
+            .map_err(db)?;
+        let rows = stmt.query_map([], Self::row).map_err(db)?;
+        let mut out = Vec::new();
+        for r in rows {
+            let s = Self::decode(r.map_err(db)?)?;
+            let finished = s.checkpoint.as_ref().is_some_and(|c| c.phase == "done" || c.phase == "failed");
+            if !finished {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+}

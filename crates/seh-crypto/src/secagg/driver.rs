@@ -1,0 +1,276 @@
+//! [`SecAgg`]: SecAgg+ behind the [`SecureSum`] trait, as envelope-driven
+//! state machines for a site ([`SecAggSite`]) and the coordinator
+//! ([`SecAggCoordinator`]).
+
+use super::server::{ServerRound0, ServerRound1, ServerRound2, ServerRound3, ServerRound4};
+use super::{round0, round1, round2, round3, SecAggMessage, SecAggParams, Step};
+use super::{AdvertiseKeys, ConsistencySignature, MaskedInput, ShareKeys, UnmaskShares};
+use super::{ConsistencyRequest, ForwardedShares, KeyList, UnmaskRequest};
+use crate::error::{SecAggError, WireError};
+use crate::fixed::FixedParams;
+use crate::secure_sum::{CoordinatorProtocol, RoundOutcome, SecureSum, SiteProtocol};
+use crate::wire::{Envelope, PartyId, ProtocolId, SigningKey, VerifyingKey};
+use rand::{CryptoRng, RngCore};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+/// SecAgg+ configuration shared by the sites and the coordinator.
+#[derive(Clone, Debug)]
+pub struct SecAgg {
+    params: SecAggParams,
+    fixed: FixedParams,
+    roster: Arc<BTreeMap<PartyId, VerifyingKey>>,
+}
+
+impl SecAgg {
+    /// Configure. `roster` must hold the identity key of every party in `params`.
+    /// Errors if `fixed` was checked for fewer parties than `params` has.
+    pub fn new(
+        params: SecAggParams,
+        fixed: FixedParams,
+        roster: BTreeMap<PartyId, VerifyingKey>,
+    ) -> Result<SecAgg, SecAggError> {
+        if fixed.parties() < params.parties().len() {
+            return Err(SecAggError::InvalidParameter {
+                field: "fixed.parties",
+                reason: format!("range checked for {} parties, {} take part", fixed.parties(), params.parties().len()),
+            });
+        }
+        if let Some(p) = params.parties().iter().find(|p| !roster.contains_key(p)) {
+            return Err(SecAggError::InvalidParameter { field: "roster", reason: format!("no identity key for {p}") });
+        }
+        Ok(SecAgg { params, fixed, roster: Arc::new(roster) })
+    }
+
+    /// The protocol parameters.
+    pub fn params(&self) -> &SecAggParams {
+        &self.params
+    }
+}
+
+impl SecureSum for SecAgg {
+    type Site = SecAggSite;
+    type Coordinator = SecAggCoordinator;
+
+    fn fixed(&self) -> &FixedParams {
+        &self.fixed
+    }
+
+    fn contribute(&self, me: PartyId, identity: &SigningKey, input: Vec<u64>) -> Result<SecAggSite, SecAggError> {
+        if input.len() != self.params.length() {
+            return Err(SecAggError::InvalidParameter {
+                field: "input",
+                reason: format!("length {} differs from the agreed {}", input.len(), self.params.length()),
+            });
+        }
+        Ok(SecAggSite {
+            state: SiteState::Init,
+            params: self.params.clone(),
+            roster: Arc::clone(&self.roster),
+            me,
+            identity: identity.clone(),
+            input: Zeroizing::new(input),
+            nonce: 0,
+        })
+    }
+
+    fn combine(&self) -> SecAggCoordinator {
+        SecAggCoordinator {
+            state: CoordState::R0(ServerRound0::new(self.params.clone())),
+            roster: Arc::clone(&self.roster),
+            session: self.params.session(),
+            nonce: 0,
+        }
+    }
+}
+
+enum SiteState {
+    Init,
+    R0(round0::Round0Secret),
+    R1(round1::Round1Secret),
+    R2(round2::Round2Secret),
+    R3(round3::Round3Secret),
+    Done,
+    Failed,
+}
+
+/// A site's SecAgg+ state machine (see [`SiteProtocol`]).
+pub struct SecAggSite {
+    state: SiteState,
+    params: SecAggParams,
+    roster: Arc<BTreeMap<PartyId, VerifyingKey>>,
+    me: PartyId,
+    identity: SigningKey,
+    input: Zeroizing<Vec<u64>>,
+    nonce: u64,
+}
+
+impl fmt::Debug for SecAggSite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecAggSite").field("me", &self.me).field("done", &self.is_done()).finish_non_exhaustive()
+    }
+}
+
+impl SecAggSite {
+    fn out<M: SecAggMessage>(&mut self, msg: &M) -> Vec<Envelope> {
+        self.nonce += 1;
+        vec![msg.to_envelope(self.params.session(), self.me, PartyId::COORDINATOR, self.nonce)]
+    }
+}
+
+fn wrong_step(env: &Envelope, expected: Step) -> SecAggError {
+    SecAggError::Wire(WireError::WrongStep {
+        sender: env.sender,
+        expected: ProtocolId::SecAgg,
+        expected_step: expected as u8,
+        got: env.protocol,
+        got_step: env.step,
+    })
+}
+
+impl SiteProtocol for SecAggSite {
+    type Error = SecAggError;
+
+    fn start<R: RngCore + CryptoRng>(&mut self, rng: &mut R) -> Result<Vec<Envelope>, SecAggError> {
+        if !matches!(self.state, SiteState::Init) {
+            return Err(SecAggError::InvalidParameter { field: "start", reason: "already started".into() });
+        }
+        self.state = SiteState::Failed;
+        let (st, msg) = round0::advertise(&self.params, self.me, &self.identity, rng)?;
+        self.state = SiteState::R0(st);
+        Ok(self.out(&msg))
+    }
+
+    fn receive<R: RngCore + CryptoRng>(&mut self, env: &Envelope, rng: &mut R) -> Result<Vec<Envelope>, SecAggError> {
+        if env.sender != PartyId::COORDINATOR {
+            return Err(SecAggError::UnexpectedParty {
+                party: env.sender,
+                reason: "sites only hear from the coordinator",
+            });
+        }
+        let state = std::mem::replace(&mut self.state, SiteState::Failed);
+        match state {
+            SiteState::R0(st) => {
+                let list = KeyList::from_envelope(env)?;
+                let (st, msg) = round1::share_keys(st, &list, self.roster.as_ref(), rng)?;
+                self.state = SiteState::R1(st);
+                Ok(self.out(&msg))
+            }
+            SiteState::R1(st) => {
+                let fwd = ForwardedShares::from_envelope(env)?;
+                let input = std::mem::take(&mut *self.input);
+                let (st, msg) = round2::masked_input(st, &fwd, input, rng)?;
+                self.state = SiteState::R2(st);
+                Ok(self.out(&msg))
+            }
+            SiteState::R2(st) => {
+                let req = ConsistencyRequest::from_envelope(env)?;
+                let (st, msg) = round3::sign_survivors(st, &req, &self.identity)?;
+                self.state = SiteState::R3(st);
+                Ok(self.out(&msg))
+            }
+            SiteState::R3(st) => {
+                let req = UnmaskRequest::from_envelope(env)?;
+                let msg = round3::unmask(st, &req, self.roster.as_ref())?;
+                self.state = SiteState::Done;
+                Ok(self.out(&msg))
+            }
+            other => {
+                self.state = other;
+                Err(wrong_step(env, Step::KeyList))
+            }
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        matches!(self.state, SiteState::Done)
+    }
+}
+
+enum CoordState {
+    R0(ServerRound0),
+    R1(ServerRound1),
+    R2(ServerRound2),
+    R3(ServerRound3),
+    R4(ServerRound4),
+    Done,
+    Failed,
+}
+
+/// The coordinator's SecAgg+ state machine (see [`CoordinatorProtocol`]).
+pub struct SecAggCoordinator {
+    state: CoordState,
+    roster: Arc<BTreeMap<PartyId, VerifyingKey>>,
+    session: crate::wire::SessionId,
+    nonce: u64,
+}
+
+impl fmt::Debug for SecAggCoordinator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecAggCoordinator").field("session", &self.session).finish_non_exhaustive()
+    }
+}
+
+impl SecAggCoordinator {
+    fn env<M: SecAggMessage>(&mut self, msg: &M, to: PartyId) -> Envelope {
+        self.nonce += 1;
+        msg.to_envelope(self.session, PartyId::COORDINATOR, to, self.nonce)
+    }
+}
+
+impl CoordinatorProtocol for SecAggCoordinator {
+    type Error = SecAggError;
+
+    fn receive(&mut self, env: &Envelope) -> Result<(), SecAggError> {
+        let from = env.sender;
+        match &mut self.state {
+            CoordState::R0(s) => s.receive(from, AdvertiseKeys::from_envelope(env)?, self.roster.as_ref()),
+            CoordState::R1(s) => s.receive(from, ShareKeys::from_envelope(env)?),
+            CoordState::R2(s) => {
+                MaskedInput::check_envelope(env)?;
+                s.receive_encoded(from, &env.payload)
+            }
+            CoordState::R3(s) => s.receive(from, ConsistencySignature::from_envelope(env)?, self.roster.as_ref()),
+            CoordState::R4(s) => s.receive(from, UnmaskShares::from_envelope(env)?),
+            CoordState::Done | CoordState::Failed => Err(wrong_step(env, Step::UnmaskShares)),
+        }
+    }
+
+    fn close_round(&mut self) -> Result<RoundOutcome, SecAggError> {
+        let state = std::mem::replace(&mut self.state, CoordState::Failed);
+        let bcast = PartyId::BROADCAST;
+        match state {
+            CoordState::R0(s) => {
+                let (next, list) = s.finish()?;
+                self.state = CoordState::R1(next);
+                Ok(RoundOutcome::Send(vec![self.env(&list, bcast)]))
+            }
+            CoordState::R1(s) => {
+                let (next, fwd) = s.finish()?;
+                self.state = CoordState::R2(next);
+                Ok(RoundOutcome::Send(fwd.iter().map(|(to, m)| self.env(m, *to)).collect()))
+            }
+            CoordState::R2(s) => {
+                let (next, req) = s.finish()?;
+                self.state = CoordState::R3(next);
+                Ok(RoundOutcome::Send(vec![self.env(&req, bcast)]))
+            }
+            CoordState::R3(s) => {
+                let (next, req) = s.finish()?;
+                self.state = CoordState::R4(next);
+                Ok(RoundOutcome::Send(vec![self.env(&req, bcast)]))
+            }
+            CoordState::R4(s) => {
+                let out = s.finish()?;
+                self.state = CoordState::Done;
+                Ok(RoundOutcome::Done { sum: out.sum, contributors: out.survivors })
+            }
+            other => {
+                self.state = other;
+                Err(SecAggError::InvalidParameter { field: "close_round", reason: "protocol already finished".into() })
+            }
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! `seh-node`: the site daemon.
+//!
+//! Loads the site's data, dials out to the coordinator over mTLS (no inbound port), and feeds
+//! every frame to [`seh_protocol::site::SiteMachine`], which applies the site's policy before any
+//! contribution. Writes the site's audit log (requests, decisions, contribution metadata, releases;
+//! never values) and persists its reveal records before sending unmasking shares. Reconnects with
+//! back-off when the coordinator goes away.
+
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ed25519_dalek::SigningKey;
+use seh_audit::{Actor, AuditLog, EntryKind, Timestamp};
+use seh_net::{Frame, SiteConnector};
+use seh_protocol::federation::Federation;
+use seh_protocol::policy::SitePolicy;
+use seh_protocol::site::{AuditKind, SiteMachine, SiteOutput};
+use seh_stats::DataFrame;
+use serde_json::{json, Map, Value};
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The site configuration does not match the federation.
+    #[error("{0}")]
+    Protocol(#[from] seh_protocol::ProtocolError),
+    /// The audit log failed.
+    #[error("audit log: {0}")]
+    Audit(#[from] seh_audit::LogError),
+    /// The reveal-record state file failed.
+    #[error("state file {path}: {reason}")]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Everything a site node needs.
+pub struct NodeConfig<C> {
+    /// The federation.
+    pub federation: Arc<Federation>,
+    /// This site's node id.
+    pub name: String,
+    /// Identity key.
+    pub key: SigningKey,
+    /// FROST key share.
+    pub frost_share: seh_crypto::frost::KeyShare,
+    /// Policy.
+    pub policy: SitePolicy,
+    /// The site's analysis table.
+    pub data: DataFrame,
+    /// How to reach the coordinator.
+    pub connector: C,
+    /// Audit log file.
+    pub audit_path: PathBuf,
+    /// Reveal-record state file (JSON).
+    pub state_path: PathBuf,
+}
+
+impl<C> std::fmt::Debug for NodeConfig<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeConfig").field("name", &self.name).field("key", &"<redacted>").finish_non_exhaustive()
+    }
+}
+
+fn now() -> Option<Timestamp> {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    Timestamp::parse(&seh_protocol::clock::rfc3339(d.as_secs(), d.subsec_millis())).ok()
+}
+
+struct Audit {
+    log: AuditLog,
+    actor: Actor,
+}
+
+impl Audit {
+    fn record(&mut self, kind: EntryKind, details: Map<String, Value>) {
+        let Some(ts) = now() else { return };
+        if let Err(e) = self.log.append(&ts, &self.actor, kind, details) {
+            eprintln!("seh node: audit log append failed: {e}");
+        }
+    }
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// Reads reveal records written by an earlier run (empty if the file does not exist).
+pub fn load_reveals(path: &Path) -> Result<BTreeMap<String, Vec<u32>>, NodeError> {
+    let err = |reason: String| NodeError::State { path: path.to_owned(), reason };
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| err(format!("line {} column {}", e.line(), e.column()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
+fn save_reveals(path: &Path, reveals: &BTreeMap<String, Vec<u32>>) -> Result<(), NodeError> {
+    let err = |e: std::io::Error| NodeError::State { path: path.to_owned(), reason: e.to_string() };
+    let tmp = path.with_extension("tmp");
+    let text = serde_json::to_vec(reveals).unwrap_or_default();
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp).map_err(err)?;
+        f.write_all(&text).map_err(err)?;
+        f.sync_all().map_err(err)?;
+    }
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// Runs the node until the process ends: connect, serve studies, reconnect on loss.
+///
+/// Errors: a configuration that does not match the federation, or an audit log that cannot be
+/// opened; transport failures are retried, not returned.
+pub async fn run<C: SiteConnector>(config: NodeConfig<C>) -> Result<(), NodeError> {
+    let reveals = load_reveals(&config.state_path)?;
+    let mut persisted = reveals.clone();
+    let columns = config.data.ncols();
+    let mut machine = SiteMachine::new(
+        config.federation.clone(),
+        &config.name,
+        config.key.clone(),
+        config.frost_share,
+        config.policy,
+        config.data,
+        reveals,
+    )?;
+    let log = if config.audit_path.exists() {
+        AuditLog::open(&config.audit_path, config.key.clone())?
+    } else {
+        AuditLog::create(&config.audit_path, config.key.clone())?
+    };
+    let actor = Actor::parse(&config.name).map_err(|e| NodeError::State {
+        path: config.audit_path.clone(),
+        reason: format!("actor name: {e}"),
+    })?;
+    let mut audit = Audit { log, actor };
+    audit.record(EntryKind::System, obj(json!({ "event": "start", "columns": columns })));
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let mut session = match config.connector.open().await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("seh node {}: cannot reach the coordinator ({e}); retrying", config.name);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        audit.record(EntryKind::System, obj(json!({ "event": "connected", "coordinator": session.peer.id.as_str() })));
+        while let Some(item) = session.stream.recv().await {
+            let Ok(frame) = item else { break };
+            for output in machine.handle(frame.payload()) {
+                match output {
+                    SiteOutput::Send { study_id, round, kind, bytes } => {
+                        let Ok(f) = Frame::new(&study_id, u64::from(round), &kind, bytes) else { continue };
+                        if session.sink.send(f).await.is_err() {
+                            break;
+                        }
+                    }
+                    SiteOutput::Audit(e) => {
+                        let kind = match e.kind {
+                            AuditKind::Request => EntryKind::Request,
+                            AuditKind::PolicyDecision => EntryKind::PolicyDecision,
+                            AuditKind::Contribution => EntryKind::Contribution,
+                            AuditKind::Release => EntryKind::Release,
+                            AuditKind::Rejected => EntryKind::System,
+                        };
+                        let mut d = e.details;
+                        if e.kind == AuditKind::Rejected {
+                            d.insert("event".into(), Value::String("rejected message".into()));
+                        }
+                        audit.record(kind, d);
+                    }
+                    SiteOutput::RecordReveal { study_id, survivors } => {
+                        persisted.insert(study_id, survivors);
+                        save_reveals(&config.state_path, &persisted)?;
+                    }
+                }
+            }
+        }
+        audit.record(EntryKind::System, obj(json!({ "event": "disconnected" })));
+        tokio::time::sleep(backoff).await;
+    }
+}

@@ -1,0 +1,236 @@
+//! Secure descriptive statistics: each site's contribution vector, and the release computed from
+//! the secure sum of those vectors.
+//!
+//! Vector layout (all words summed modulo `2^64` by SecAgg+): for each column in order, one word
+//! with the count of non-missing values, then [`wide::WORDS`] words for the sum and as many for
+//! the sum of squares ([`crate::wide`]); then, for each histogram, `bins` counts over `[lo, hi]`
+//! followed by the count below `lo` and the count above `hi`.
+
+use seh_stats::DataFrame;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ProtocolError;
+use crate::spec::{DescribeSpec, HistogramSpec};
+use crate::wide;
+
+const COLUMN_WORDS: usize = 1 + 2 * wide::WORDS;
+
+/// Length of the contribution vector for `spec`.
+pub fn vector_len(spec: &DescribeSpec) -> usize {
+    spec.columns.len() * COLUMN_WORDS + spec.histograms.iter().map(|h| h.bins as usize + 2).sum::<usize>()
+}
+
+/// The bin of `x` (not NaN): `0..bins` inside `[lo, hi]`, `bins` below `lo`, `bins + 1` above `hi`.
+fn bin_of(h: &HistogramSpec, x: f64) -> usize {
+    let bins = h.bins as usize;
+    if x < h.lo {
+        return bins;
+    }
+    if x > h.hi {
+        return bins + 1;
+    }
+    let k = ((x - h.lo) / (h.hi - h.lo) * bins as f64).floor();
+    (k.max(0.0) as usize).min(bins - 1)
+}
+
+/// This site's contribution vector over `data`.
+///
+/// Errors: [`ProtocolError::Encoding`] naming the column when it is missing from `data`, or a sum
+/// or sum of squares is outside the encodable range (|value| ≥ 2^86, or infinite).
+pub fn local_vector(spec: &DescribeSpec, data: &DataFrame) -> Result<Vec<u64>, ProtocolError> {
+    let mut out = Vec::with_capacity(vector_len(spec));
+    let column = |name: &str| {
+        data.column(name).map_err(|_| ProtocolError::Encoding { column: name.to_owned(), reason: "not in the data" })
+    };
+    for name in &spec.columns {
+        let values = column(name)?;
+        let (mut n, mut sum, mut sumsq) = (0u64, 0.0f64, 0.0f64);
+        for &x in values.iter().filter(|x| !x.is_nan()) {
+            n += 1;
+            sum += x;
+            sumsq += x * x;
+        }
+        let enc = |v: f64| {
+            wide::encode(v).ok_or(ProtocolError::Encoding {
+                column: name.clone(),
+                reason: "sum or sum of squares is outside the encodable range",
+            })
+        };
+        out.push(n);
+        out.extend_from_slice(&enc(sum)?);
+        out.extend_from_slice(&enc(sumsq)?);
+    }
+    for h in &spec.histograms {
+        let values = column(&h.column)?;
+        let mut counts = vec![0u64; h.bins as usize + 2];
+        for &x in values.iter().filter(|x| !x.is_nan()) {
+            if let Some(c) = counts.get_mut(bin_of(h, x)) {
+                *c += 1;
+            }
+        }
+        out.extend_from_slice(&counts);
+    }
+    Ok(out)
+}
+
+/// Summary of one column in a release. Counts below the minimum cell count suppress the column.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnSummary {
+    /// Column name.
+    pub column: String,
+    /// Number of non-missing values (`None` if suppressed).
+    pub n: Option<u64>,
+    /// Mean (`None` if suppressed or `n = 0`).
+    pub mean: Option<f64>,
+    /// Sample variance, divisor `n − 1` (`None` if suppressed or `n < 2`).
+    pub variance: Option<f64>,
+    /// Sample standard deviation.
+    pub sd: Option<f64>,
+}
+
+/// A released histogram; each count `c` with `0 < c < min_cell_count` is `None`.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistogramResult {
+    /// Column name.
+    pub column: String,
+    /// Lower edge.
+    pub lo: f64,
+    /// Upper edge.
+    pub hi: f64,
+    /// Counts of the bins over `[lo, hi]`.
+    pub counts: Vec<Option<u64>>,
+    /// Count below `lo`.
+    pub below: Option<u64>,
+    /// Count above `hi`.
+    pub above: Option<u64>,
+}
+
+/// The released descriptive statistics.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DescribeResult {
+    /// Per column.
+    pub columns: Vec<ColumnSummary>,
+    /// Per histogram.
+    pub histograms: Vec<HistogramResult>,
+    /// Number of counts suppressed (cells below the minimum cell count, and suppressed columns).
+    pub suppressed: u64,
+}
+
+/// Computes the release from the secure sum `sum` of all contributions, suppressing counts
+/// `0 < c < min_cell_count` (a column whose count is suppressed releases nothing).
+///
+/// Errors: [`ProtocolError::Invalid`] if `sum` has the wrong length.
+pub fn release(spec: &DescribeSpec, sum: &[u64], min_cell_count: u64) -> Result<DescribeResult, ProtocolError> {
+    if sum.len() != vector_len(spec) {
+        return Err(ProtocolError::invalid("aggregate", "sum", "length differs from the study layout"));
+    }
+    let small = |c: u64| c > 0 && c < min_cell_count;
+    let mut suppressed = 0u64;
+    let mut columns = Vec::with_capacity(spec.columns.len());
+    let mut words = sum.chunks_exact(COLUMN_WORDS);
+    for name in &spec.columns {
+        let w = words.next().ok_or_else(|| ProtocolError::invalid("aggregate", "sum", "too short"))?;
+        let n = w[0];
+        let s = wide::decode(&w[1..1 + wide::WORDS]).unwrap_or(f64::NAN);
+        let ss = wide::decode(&w[1 + wide::WORDS..]).unwrap_or(f64::NAN);
+        let mut c = ColumnSummary { column: name.clone(), n: None, mean: None, variance: None, sd: None };
+        if small(n) {
+            suppressed += 1;
+        } else {
+            c.n = Some(n);
+            let nf = n as f64;
+            if n > 0 {
+                c.mean = Some(s / nf);
+            }
+            if n > 1 {
+                let var = ((ss - s * s / nf) / (nf - 1.0)).max(0.0);
+                c.variance = Some(var);
+                c.sd = Some(var.sqrt());
+            }
+        }
+        columns.push(c);
+    }
+    let mut rest = &sum[spec.columns.len() * COLUMN_WORDS..];
+    let mut histograms = Vec::with_capacity(spec.histograms.len());
+    for h in &spec.histograms {
+        let k = h.bins as usize + 2;
+        let (mine, tail) = rest.split_at(k.min(rest.len()));
+        rest = tail;
+        let mut cell = |c: u64| {
+            if small(c) {
+                suppressed += 1;
+                None
+            } else {
+                Some(c)
+            }
+        };
+        let counts: Vec<Option<u64>> = mine[..h.bins as usize].iter().map(|&c| cell(c)).collect();
+        let below = cell(mine[h.bins as usize]);
+        let above = cell(mine[h.bins as usize + 1]);
+        histograms.push(HistogramResult { column: h.column.clone(), lo: h.lo, hi: h.hi, counts, below, above });
+    }
+    Ok(DescribeResult { columns, histograms, suppressed })
+}
+
+/// True when every count in `result` respects `min_cell_count` (what a site checks before
+/// co-signing a release).
+pub fn respects_min_count(result: &DescribeResult, min_cell_count: u64) -> bool {
+    let ok = |c: &Option<u64>| c.is_none_or(|c| c == 0 || c >= min_cell_count);
+    result.columns.iter().all(|c| ok(&c.n) && (c.n.is_some() || c.mean.is_none()))
+        && result.histograms.iter().all(|h| h.counts.iter().all(ok) && ok(&h.below) && ok(&h.above))
+}
+
+/// The same statistics computed on one (pooled) data frame, through the same code path: what a
+/// federated result must equal.
+pub fn pooled(spec: &DescribeSpec, data: &DataFrame, min_cell_count: u64) -> Result<DescribeResult, ProtocolError> {
+    release(spec, &local_vector(spec, data)?, min_cell_count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> DescribeSpec {
+        DescribeSpec {
+            columns: vec!["x".into()],
+            histograms: vec![HistogramSpec { column: "x".into(), lo: 0.0, hi: 10.0, bins: 2 }],
+        }
+    }
+
+    #[test]
+    fn sums_of_site_vectors_give_pooled_statistics() {
+        let a = DataFrame::from_columns(vec![("x", vec![1.0, 2.0, f64::NAN, 12.0])]).unwrap();
+        let b = DataFrame::from_columns(vec![("x", vec![-1.0, 5.0, 10.0])]).unwrap();
+        let all = DataFrame::from_columns(vec![("x", vec![1.0, 2.0, f64::NAN, 12.0, -1.0, 5.0, 10.0])]).unwrap();
+        let (va, vb) = (local_vector(&spec(), &a).unwrap(), local_vector(&spec(), &b).unwrap());
+        let sum: Vec<u64> = va.iter().zip(&vb).map(|(x, y)| x.wrapping_add(*y)).collect();
+        let r = release(&spec(), &sum, 1).unwrap();
+        assert_eq!(r, pooled(&spec(), &all, 1).unwrap());
+        let c = &r.columns[0];
+        assert_eq!(c.n, Some(6));
+        assert!((c.mean.unwrap() - 29.0 / 6.0).abs() < 1e-12);
+        let mean = 29.0 / 6.0;
+        let var = [1.0, 2.0, 12.0, -1.0, 5.0, 10.0].iter().map(|x: &f64| (x - mean).powi(2)).sum::<f64>() / 5.0;
+        assert!((c.variance.unwrap() - var).abs() < 1e-9 * var);
+        let h = &r.histograms[0];
+        // bins [0,5), [5,10]; 1, 2 | 5, 10 | below: -1 | above: 12
+        assert_eq!((h.counts.clone(), h.below, h.above), (vec![Some(2), Some(2)], Some(1), Some(1)));
+    }
+
+    #[test]
+    fn small_cells_are_suppressed() {
+        let a = DataFrame::from_columns(vec![("x", vec![1.0, 2.0, 3.0, 7.0, 12.0])]).unwrap();
+        let r = pooled(&spec(), &a, 3).unwrap();
+        assert_eq!(r.columns[0].n, Some(5));
+        assert_eq!(r.histograms[0].counts, vec![Some(3), None]);
+        assert_eq!((r.histograms[0].below, r.histograms[0].above), (Some(0), None));
+        assert_eq!(r.suppressed, 2);
+        assert!(respects_min_count(&r, 3));
+        let r6 = pooled(&spec(), &a, 6).unwrap();
+        assert_eq!(r6.columns[0], ColumnSummary { column: "x".into(), n: None, mean: None, variance: None, sd: None });
+        assert!(!respects_min_count(&pooled(&spec(), &a, 1).unwrap(), 3));
+    }
+}

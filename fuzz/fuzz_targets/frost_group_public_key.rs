@@ -1,0 +1,11 @@
+//! FROST group public key decoder: anything that decodes re-encodes to the same bytes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use seh_crypto::frost::GroupPublicKey;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(m) = GroupPublicKey::decode(data) {
+        assert_eq!(m.encode().expect("re-encodes"), data);
+    }
+});

@@ -1,0 +1,11 @@
+//! FROST signature-share decoder: anything that decodes re-encodes to the same bytes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use seh_crypto::frost::sign::SignatureShare;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(m) = SignatureShare::decode(data) {
+        assert_eq!(m.encode(), data);
+    }
+});
