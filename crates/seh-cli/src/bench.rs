@@ -30,9 +30,16 @@ pub enum BenchCommand {
     Psi(crate::bench_psi::PsiBenchArgs),
     /// Cox fit (Efron) on synthetic data against R coxph and lifelines, when installed.
     Cox(crate::bench_cox::CoxBenchArgs),
+    /// Threshold BFV: P parties encrypt M values, aggregate, threshold-decrypt, key-switch.
+    He(crate::bench_he::HeBenchArgs),
     /// One timed `seh fit cox` run for `seh bench cox` (internal).
     #[command(hide = true)]
     CoxChild(crate::bench_cox::CoxChildArgs),
+    /// Secure sums over N site processes on loopback over mTLS (SecAgg+ rounds or whole studies).
+    Federation(crate::bench_fed::FederationBenchArgs),
+    /// One site process of `seh bench federation` (internal).
+    #[command(hide = true)]
+    FederationSite(crate::bench_fed::FederationSiteArgs),
 }
 
 /// Flags of `seh bench secagg`.
@@ -68,7 +75,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchCommand::Secagg(a) => run_secagg(a),
         BenchCommand::Psi(a) => crate::bench_psi::run(a),
         BenchCommand::Cox(a) => crate::bench_cox::run(a),
+        BenchCommand::He(a) => crate::bench_he::run(a),
         BenchCommand::CoxChild(a) => crate::bench_cox::run_child(a),
+        BenchCommand::Federation(a) => crate::bench_fed::run(a),
+        BenchCommand::FederationSite(a) => crate::bench_fed::run_site(a),
     }
 }
 
@@ -238,7 +248,16 @@ impl SecaggBench {
                 coord.receive(env)?;
             }
             drop(envs);
-            match coord.close_round()? {
+            let threads = self.threads;
+            let outcome = coord.close_round_with(|plan, sum| {
+                let per = sum.len().div_ceil(threads).max(1);
+                std::thread::scope(|s| {
+                    for (i, chunk) in sum.chunks_mut(per).enumerate() {
+                        s.spawn(move || plan.unmask_range(i * per, chunk));
+                    }
+                });
+            })?;
+            match outcome {
                 RoundOutcome::Done { sum, contributors } => {
                     let decoded = self.agg.decode(&sum)?;
                     return Ok((decoded, contributors, bytes_sent as f64 / parties.len() as f64));

@@ -155,5 +155,5 @@ pub fn load_frost_share(dir: &Path) -> Result<seh_crypto::frost::KeyShare> {
 /// Loads and validates `federation.json`.
 pub fn load_federation(path: &Path) -> Result<Federation> {
     let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-    Ok(Federation::from_json(&bytes).with_context(|| format!("{}", path.display()))?)
+    Federation::from_json(&bytes).with_context(|| format!("{}", path.display()))
 }

@@ -7,8 +7,17 @@
 
 mod bench;
 mod bench_cox;
+mod bench_fed;
 mod bench_psi;
+mod bench_he;
+mod audit_cmd;
+mod coordinator_cmd;
+mod data_cmd;
 mod demo;
+mod federate;
+mod keys;
+mod node_cmd;
+mod study;
 mod fit;
 mod output;
 
@@ -29,8 +38,27 @@ enum Command {
     Fit(fit::FitArgs),
     /// Demonstration: a Cox fit on the bundled Stanford heart transplant data.
     Demo(demo::DemoArgs),
+    /// Run an analysis over a local federation: coordinator and sites as separate processes.
+    #[command(subcommand)]
+    Federate(federate::FederateCommand),
+    /// Run a site node.
+    Node(node_cmd::NodeArgs),
+    /// Run the coordinator.
+    Coordinator(coordinator_cmd::CoordinatorArgs),
+    /// Submit studies and fetch verified results (researcher).
+    #[command(subcommand)]
+    Study(study::StudyCommand),
+    /// Verify audit logs.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
+    /// Create federation keys and certificates.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Measure protocol performance (`seh bench secagg …`).
     Bench(bench::BenchArgs),
+    /// Site data: import CSV / FHIR R4 into a site store, build cohorts, synthesise FHIR exports.
+    #[command(subcommand)]
+    Data(data_cmd::DataCommand),
 }
 
 /// Exit code of a failed command (bad input, failed fit); clap uses 2 for bad flags as well.
@@ -44,7 +72,14 @@ fn main() -> ExitCode {
         }
         Some(Command::Fit(args)) => fit::run(args),
         Some(Command::Demo(args)) => demo::run(args),
+        Some(Command::Federate(cmd)) => federate::run(cmd),
+        Some(Command::Node(args)) => node_cmd::run(args),
+        Some(Command::Coordinator(args)) => coordinator_cmd::run(args),
+        Some(Command::Study(cmd)) => study::run(cmd),
+        Some(Command::Audit(cmd)) => audit_cmd::run(cmd),
+        Some(Command::Keys(cmd)) => keys::run(cmd),
         Some(Command::Bench(args)) => bench::run(args),
+        Some(Command::Data(cmd)) => data_cmd::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

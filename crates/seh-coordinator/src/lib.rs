@@ -21,12 +21,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use ed25519_dalek::SigningKey;
 use seh_audit::{Actor, AuditLog, EntryKind, Timestamp};
 use seh_net::{serve_researcher_api, serve_site_link, FrameSink, NodeId, RosterHandle, SessionAcceptor};
 use seh_protocol::coordinator::{Action, Checkpoint, CoordinatorStudy};
 use seh_protocol::federation::Federation;
 use seh_protocol::spec::SignedStudy;
-use ed25519_dalek::SigningKey;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
@@ -172,7 +172,8 @@ async fn accept_sessions(
         let id = session.peer.id.clone();
         audit.record(EntryKind::System, json!({ "event": "site connected", "site": id.as_str() }));
         lock(&sinks).insert(id.clone(), (generation, session.sink));
-        let (sinks, inbound, audit, mut stream, gen) = (sinks.clone(), inbound.clone(), audit.clone(), session.stream, generation);
+        let (sinks, inbound, audit, mut stream, gen) =
+            (sinks.clone(), inbound.clone(), audit.clone(), session.stream, generation);
         tokio::spawn(async move {
             while let Some(item) = stream.recv().await {
                 match item {
@@ -182,7 +183,10 @@ async fn accept_sessions(
                         }
                     }
                     Err(e) => {
-                        audit.record(EntryKind::System, json!({ "event": "invalid frame", "site": id.as_str(), "reason": e.to_string() }));
+                        audit.record(
+                            EntryKind::System,
+                            json!({ "event": "invalid frame", "site": id.as_str(), "reason": e.to_string() }),
+                        );
                         break;
                     }
                 }
@@ -240,7 +244,8 @@ async fn drive(
         EntryKind::System,
         json!({ "study": study_id, "event": if resumed { "study resumed" } else { "study started" }, "round": checkpoint.round }),
     );
-    let (mut study, actions) = CoordinatorStudy::resume(fed.clone(), config.key.clone(), stored.study.clone(), checkpoint)?;
+    let (mut study, actions) =
+        CoordinatorStudy::resume(fed.clone(), config.key.clone(), stored.study.clone(), checkpoint)?;
     let mut deadline = tokio::time::Instant::now() + config.round_timeout;
     let mut finished = apply(&fed, store, audit, sinks, study_id, &mut traffic, actions, &mut deadline, config).await?;
     while !finished {

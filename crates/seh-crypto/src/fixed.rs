@@ -102,14 +102,23 @@ impl FixedParams {
         let s = scale(self.frac_bits);
         // One branch-free pass to validate (NaN fails `<=`), then a vectorisable map.
         if !x.iter().fold(true, |ok, v| ok & (v.abs() <= self.bound)) {
-            let (index, v) = x.iter().enumerate().find(|(_, v)| !(v.abs() <= self.bound)).unwrap_or((0, &f64::NAN));
+            let (index, v) =
+                x.iter().enumerate().find(|(_, v)| !v.is_finite() || v.abs() > self.bound).unwrap_or((0, &f64::NAN));
             return Err(if v.is_finite() {
                 FixedError::OutOfBound { index, bound: self.bound }
             } else {
                 FixedError::NotFinite { index }
             });
         }
-        out.extend(x.iter().map(|&v| round_to_i64(v * s) as u64));
+        if self.bound * s < 2_251_799_813_685_248.0 {
+            // |v·s| < 2^51: round with the 1.5·2^52 trick and read the integer
+            // straight from the bits (vectorises; no float→int conversion).
+            const MAGIC: f64 = 6_755_399_441_055_744.0;
+            let m = MAGIC.to_bits();
+            out.extend(x.iter().map(|&v| (v * s + MAGIC).to_bits().wrapping_sub(m)));
+        } else {
+            out.extend(x.iter().map(|&v| round_to_i64(v * s) as u64));
+        }
         Ok(())
     }
 
@@ -201,6 +210,21 @@ mod tests {
         acc[0] = acc[0].wrapping_add(1 << 40);
         assert_eq!(p.decode_sum(&acc), Err(FixedError::SumOutOfRange { index: 0 }));
         assert!(add_assign(&mut acc, &[1]).is_err());
+    }
+
+    #[test]
+    fn both_encoding_paths_round_to_nearest_even() {
+        let xs = [0.5, -0.5, 1.5, -2.5, 3.25, -7.75, 0.0, -0.0, 100.0, -100.0];
+        let fast = FixedParams::new(0, 100.0, 1).unwrap(); // 100 < 2^51: bit trick
+        let slow = FixedParams::new(50, 100.0, 1).unwrap(); // 100·2^50 > 2^51: scalar path
+        let f = fast.encode(&xs).unwrap();
+        for (x, e) in xs.iter().zip(&f) {
+            assert_eq!(*e as i64, x.round_ties_even() as i64, "{x}");
+        }
+        let s = slow.encode(&xs).unwrap();
+        for (x, e) in xs.iter().zip(&s) {
+            assert_eq!(*e as i64, (x * 2f64.powi(50)) as i64, "{x}");
+        }
     }
 
     #[test]

@@ -19,3 +19,4 @@ pub mod oprf;
 pub mod pseudonym;
 pub mod dkg;
 pub mod elgamal;
+pub mod he;

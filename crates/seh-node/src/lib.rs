@@ -61,6 +61,8 @@ pub struct NodeConfig<C> {
     pub audit_path: PathBuf,
     /// Reveal-record state file (JSON).
     pub state_path: PathBuf,
+    /// Fault injection for tests: return (ending the node) after sending this many messages.
+    pub exit_after_messages: Option<u64>,
 }
 
 impl<C> std::fmt::Debug for NodeConfig<C> {
@@ -99,7 +101,9 @@ fn obj(v: Value) -> Map<String, Value> {
 pub fn load_reveals(path: &Path) -> Result<BTreeMap<String, Vec<u32>>, NodeError> {
     let err = |reason: String| NodeError::State { path: path.to_owned(), reason };
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| err(format!("line {} column {}", e.line(), e.column()))),
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|e| err(format!("line {} column {}", e.line(), e.column())))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
         Err(e) => Err(err(e.to_string())),
     }
@@ -140,13 +144,12 @@ pub async fn run<C: SiteConnector>(config: NodeConfig<C>) -> Result<(), NodeErro
     } else {
         AuditLog::create(&config.audit_path, config.key.clone())?
     };
-    let actor = Actor::parse(&config.name).map_err(|e| NodeError::State {
-        path: config.audit_path.clone(),
-        reason: format!("actor name: {e}"),
-    })?;
+    let actor = Actor::parse(&config.name)
+        .map_err(|e| NodeError::State { path: config.audit_path.clone(), reason: format!("actor name: {e}") })?;
     let mut audit = Audit { log, actor };
     audit.record(EntryKind::System, obj(json!({ "event": "start", "columns": columns })));
     let mut backoff = Duration::from_millis(100);
+    let mut sent = 0u64;
     loop {
         let mut session = match config.connector.open().await {
             Ok(s) => s,
@@ -167,6 +170,13 @@ pub async fn run<C: SiteConnector>(config: NodeConfig<C>) -> Result<(), NodeErro
                         let Ok(f) = Frame::new(&study_id, u64::from(round), &kind, bytes) else { continue };
                         if session.sink.send(f).await.is_err() {
                             break;
+                        }
+                        sent += 1;
+                        if config.exit_after_messages.is_some_and(|n| sent >= n) {
+                            audit.record(EntryKind::System, obj(json!({ "event": "fault injection: exiting" })));
+                            // Give the transport a moment to flush the last frame.
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            return Ok(());
                         }
                     }
                     SiteOutput::Audit(e) => {

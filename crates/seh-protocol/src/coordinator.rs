@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use seh_crypto::frost::sign::{SignatureShare, SigningCommitment, SigningRequest};
 use seh_crypto::frost;
+use seh_crypto::frost::sign::{SignatureShare, SigningCommitment, SigningRequest};
 use seh_crypto::secagg::server::{ServerRound0, ServerRound1, ServerRound2, ServerRound3, ServerRound4};
 use seh_crypto::secagg::{
     AdvertiseKeys, ConsistencySignature, Graph, MaskedInput, SecAggMessage, SecAggParams, ShareKeys, UnmaskShares,
@@ -20,6 +20,8 @@ use seh_crypto::wire::{Envelope, PartyId, ProtocolId, SessionGuard, SessionId, S
 use serde::{Deserialize, Serialize};
 
 use crate::describe;
+use crate::fed::planner::{merge_info, plan, Step};
+use crate::fed::{self, site::ModelInfo};
 use crate::error::ProtocolError;
 use crate::federation::Federation;
 use crate::hex;
@@ -38,6 +40,9 @@ pub struct Decided {
     pub accepted: Vec<u32>,
     /// Largest minimum cell count among them.
     pub min_cell_count: u64,
+    /// Model analyses: the sites' merged model description (design columns, group labels).
+    #[serde(default)]
+    pub model: Option<ModelInfo>,
 }
 
 /// Outcome of the aggregation phase: the secure sum over the survivors.
@@ -68,6 +73,16 @@ pub struct Checkpoint {
     pub failed_attempts: u32,
     /// Which phase is running (`offer`, `aggregate`, `sign`, `done`, `failed`).
     pub phase: String,
+    /// Model analyses: the result (JSON) once the last aggregation round is done.
+    #[serde(default)]
+    pub model_result: Option<String>,
+    /// Model analyses: the secure sums of the rounds so far (kept in memory only; a restarted
+    /// coordinator re-runs the rounds of an unfinished aggregation from the start).
+    #[serde(skip)]
+    pub transcript: Vec<Vec<u64>>,
+    /// Model analyses: aggregation rounds completed.
+    #[serde(default)]
+    pub model_rounds: u32,
 }
 
 /// A message to send to a site.
@@ -106,8 +121,8 @@ enum AggStep {
 }
 
 enum Phase {
-    Offer { accepted: BTreeSet<PartyId>, refused: Vec<String>, min_cell: u64 },
-    Aggregate(AggStep),
+    Offer { accepted: BTreeSet<PartyId>, refused: Vec<String>, min_cell: u64, infos: Vec<ModelInfo> },
+    Aggregate(Box<AggStep>),
     Commit { document: String, commitments: BTreeMap<PartyId, SigningCommitment> },
     Share { document: String, request: SigningRequest, shares: BTreeMap<PartyId, SignatureShare> },
     Done,
@@ -152,7 +167,11 @@ impl CoordinatorStudy {
         let spec = study.verify(&rkey)?;
         for s in &spec.sites {
             if fed.site_by_name(s).is_none() {
-                return Err(ProtocolError::invalid("study spec", "sites", format!("`{s}` is not a site of the federation")));
+                return Err(ProtocolError::invalid(
+                    "study spec",
+                    "sites",
+                    format!("`{s}` is not a site of the federation"),
+                ));
             }
         }
         let id = spec.id()?;
@@ -265,7 +284,10 @@ impl CoordinatorStudy {
 
     fn retry(&mut self, out: &mut Vec<Action>, reason: String) {
         self.cp.failed_attempts += 1;
-        out.push(Action::Log(format!("round {} failed ({reason}); attempt {}", self.cp.round, self.cp.failed_attempts)));
+        out.push(Action::Log(format!(
+            "round {} failed ({reason}); attempt {}",
+            self.cp.round, self.cp.failed_attempts
+        )));
         if self.cp.failed_attempts >= MAX_PHASE_ATTEMPTS {
             self.fail(out, format!("{} after {MAX_PHASE_ATTEMPTS} attempts", reason));
         } else {
@@ -285,11 +307,11 @@ impl CoordinatorStudy {
             self.send(out, p, ProtocolId::Control, control::OFFER, payload.clone());
         }
         self.expected = parties.into_iter().collect();
-        self.phase = Phase::Offer { accepted: BTreeSet::new(), refused: Vec::new(), min_cell: 1 };
+        self.phase = Phase::Offer { accepted: BTreeSet::new(), refused: Vec::new(), min_cell: 1, infos: Vec::new() };
     }
 
     fn finish_offer(&mut self, out: &mut Vec<Action>) {
-        let Phase::Offer { accepted, refused, min_cell } = std::mem::replace(&mut self.phase, Phase::Done) else {
+        let Phase::Offer { accepted, refused, min_cell, infos } = std::mem::replace(&mut self.phase, Phase::Done) else {
             return;
         };
         let silent: Vec<String> = self.waiting_for().into_iter().map(|p| self.name(p)).collect();
@@ -305,35 +327,68 @@ impl CoordinatorStudy {
                 format!("only {} sites accepted, the threshold is {}", accepted.len(), self.spec.threshold),
             );
         }
-        self.cp.decided = Some(Decided { accepted: accepted.iter().map(|p| p.0).collect(), min_cell_count: min_cell });
+        let model = if matches!(self.spec.analysis, Analysis::Describe(_)) {
+            None
+        } else {
+            match merge_info(&infos) {
+                Ok(m) => Some(m),
+                Err(e) => return self.fail(out, e.to_string()),
+            }
+        };
+        self.cp.decided =
+            Some(Decided { accepted: accepted.iter().map(|p| p.0).collect(), min_cell_count: min_cell, model });
         self.phase_done(out);
     }
 
     fn start_aggregate(&mut self, out: &mut Vec<Action>) {
-        let Some(decided) = &self.cp.decided else { return };
+        let Some(decided) = self.cp.decided.clone() else { return };
         let parties: Vec<PartyId> = decided.accepted.iter().map(|p| PartyId(*p)).collect();
-        let Analysis::Describe(d) = &self.spec.analysis;
-        let len = describe::vector_len(d);
-        let params = match SecAggParams::new(self.session(), &parties, self.spec.threshold as usize, len, Graph::Complete)
-        {
-            Ok(p) => p,
-            Err(e) => return self.fail(out, format!("secure aggregation parameters: {e}")),
+        let (len, query) = match &self.spec.analysis {
+            Analysis::Describe(d) => (describe::vector_len(d), None),
+            analysis => {
+                let model = decided.model.clone().unwrap_or_default();
+                match plan(analysis, &model, &self.cp.transcript) {
+                    Ok(Step::Query(q)) => (fed::vector_len_for(analysis, &model, &q), Some(q)),
+                    Ok(Step::Done(result)) => {
+                        self.cp.model_result = Some(result.to_string());
+                        let survivors = decided.accepted.clone();
+                        self.cp.aggregated = Some(Aggregated { sum: Vec::new(), survivors });
+                        return self.phase_done(out);
+                    }
+                    Err(e) => return self.fail(out, e.to_string()),
+                }
+            }
         };
+        let Some(decided) = &self.cp.decided else { return };
+        let params =
+            match SecAggParams::new(self.session(), &parties, self.spec.threshold as usize, len, Graph::Complete) {
+                Ok(p) => p,
+                Err(e) => return self.fail(out, format!("secure aggregation parameters: {e}")),
+            };
+        if let Some(q) = &query {
+            out.push(Action::Log(format!(
+                "round {}: aggregation {} ({}, {len} words)",
+                self.cp.round,
+                self.cp.model_rounds + 1,
+                q.label()
+            )));
+        }
         let payload = messages::to_payload(&AggregateStart {
             study: self.study.clone(),
             parties: decided.accepted.clone(),
+            query,
         });
         for &p in &parties {
             self.send(out, p, ProtocolId::Control, control::AGGREGATE_START, payload.clone());
         }
         self.expected = parties.into_iter().collect();
-        self.phase = Phase::Aggregate(AggStep::R0(ServerRound0::new(params)));
+        self.phase = Phase::Aggregate(Box::new(AggStep::R0(ServerRound0::new(params))));
     }
 
     /// Closes the current SecAgg+ step with the messages received so far.
     fn advance_aggregate(&mut self, out: &mut Vec<Action>) {
         let Phase::Aggregate(step) = &mut self.phase else { return };
-        let step = std::mem::replace(step, AggStep::Empty);
+        let step = std::mem::replace(&mut **step, AggStep::Empty);
         let senders: Vec<PartyId> = self.got.iter().copied().collect();
         let dropped: Vec<String> = self.waiting_for().into_iter().map(|p| self.name(p)).collect();
         if !dropped.is_empty() {
@@ -369,7 +424,13 @@ impl CoordinatorStudy {
             AggStep::R4(s) => match s.finish() {
                 Ok(agg) => {
                     let survivors = agg.survivors.iter().map(|p| p.0).collect();
-                    self.cp.aggregated = Some(Aggregated { sum: agg.sum, survivors });
+                    if matches!(self.spec.analysis, Analysis::Describe(_)) {
+                        self.cp.aggregated = Some(Aggregated { sum: agg.sum, survivors });
+                    } else {
+                        // Another round of the analysis, or its result (start_aggregate decides).
+                        self.cp.transcript.push(agg.sum);
+                        self.cp.model_rounds += 1;
+                    }
                     return self.phase_done(out);
                 }
                 Err(e) => Err(e),
@@ -377,7 +438,7 @@ impl CoordinatorStudy {
             AggStep::Empty => return,
         };
         match next {
-            Ok(step) => self.phase = Phase::Aggregate(step),
+            Ok(step) => self.phase = Phase::Aggregate(Box::new(step)),
             Err(e) => self.retry(out, format!("secure aggregation: {e}")),
         }
     }
@@ -387,10 +448,15 @@ impl CoordinatorStudy {
         let document = match &self.cp.document {
             Some(d) => d.clone(),
             None => {
-                let Analysis::Describe(d) = &self.spec.analysis;
-                let result = match describe::release(d, &agg.sum, decided.min_cell_count) {
-                    Ok(r) => r,
-                    Err(e) => return self.fail(out, e.to_string()),
+                let (result, model) = match &self.spec.analysis {
+                    Analysis::Describe(d) => match describe::release(d, &agg.sum, decided.min_cell_count) {
+                        Ok(r) => (r, None),
+                        Err(e) => return self.fail(out, e.to_string()),
+                    },
+                    _ => {
+                        let v = self.cp.model_result.as_deref().and_then(|t| serde_json::from_str(t).ok());
+                        (describe::DescribeResult { columns: Vec::new(), histograms: Vec::new(), suppressed: 0 }, v)
+                    }
                 };
                 let doc = ReleaseDocument {
                     study_id: self.spec.study_id.clone(),
@@ -400,6 +466,7 @@ impl CoordinatorStudy {
                     contributors: agg.survivors.iter().map(|p| self.name(PartyId(*p))).collect(),
                     min_cell_count: decided.min_cell_count,
                     result,
+                    model,
                 };
                 match doc.to_json() {
                     Ok(j) => j,
@@ -491,11 +558,14 @@ impl CoordinatorStudy {
         }
         let unexpected = |r: &str| ProtocolError::Unexpected { party: from, reason: r.to_owned() };
         match (&mut self.phase, env.protocol, env.step) {
-            (Phase::Offer { accepted, refused, min_cell }, ProtocolId::Control, control::DECISION) => {
+            (Phase::Offer { accepted, refused, min_cell, infos }, ProtocolId::Control, control::DECISION) => {
                 let d: DecisionMsg = messages::from_payload("decision", &env.payload)?;
                 let name = self.fed.site(from).map(|s| s.name.clone()).unwrap_or_default();
                 if d.accept {
                     accepted.insert(from);
+                    if let Some(m) = d.model {
+                        infos.push(m);
+                    }
                     *min_cell = (*min_cell).max(d.min_cell_count);
                     out.push(Action::Log(format!("{name} accepted")));
                 } else {
@@ -503,7 +573,7 @@ impl CoordinatorStudy {
                     refused.push(format!("{name}: {}", d.reason));
                 }
             }
-            (Phase::Aggregate(step), ProtocolId::SecAgg, s) => match step {
+            (Phase::Aggregate(step), ProtocolId::SecAgg, s) => match &mut **step {
                 AggStep::R0(r) if s == 0 => r.receive(from, AdvertiseKeys::from_envelope(&env)?, self.fed.roster())?,
                 AggStep::R1(r) if s == 2 => r.receive(from, ShareKeys::from_envelope(&env)?)?,
                 AggStep::R2(r) if s == 4 => r.receive(from, MaskedInput::from_envelope(&env)?)?,

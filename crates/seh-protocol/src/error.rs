@@ -53,6 +53,14 @@ pub enum ProtocolError {
     },
     /// A value cannot be encoded for secure summation (out of the encodable range). Names the
     /// column, never the value.
+    /// A statistical step of an analysis failed (model frame, kernel, driver); names the step.
+    #[error("{step}: {reason}")]
+    Analysis {
+        /// Which step.
+        step: &'static str,
+        /// Why (never a data value).
+        reason: String,
+    },
     #[error("column `{column}`: {reason}")]
     Encoding {
         /// The column.

@@ -129,8 +129,8 @@ impl Federation {
                 return Err(ProtocolError::invalid(W, format!("researchers[{i}].name"), "duplicate name"));
             }
         }
-        let group_bytes = hex::decode(&file.frost_group)
-            .ok_or_else(|| ProtocolError::invalid(W, "frost_group", "not hex"))?;
+        let group_bytes =
+            hex::decode(&file.frost_group).ok_or_else(|| ProtocolError::invalid(W, "frost_group", "not hex"))?;
         let frost_group = GroupPublicKey::decode(&group_bytes)
             .map_err(|_| ProtocolError::invalid(W, "frost_group", "not a FROST public key package"))?;
         let mut listed = frost_group.parties();

@@ -16,6 +16,7 @@ pub mod clock;
 pub mod coordinator;
 pub mod describe;
 pub mod error;
+pub mod fed;
 pub mod federation;
 pub mod hex;
 pub mod messages;

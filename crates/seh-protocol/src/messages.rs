@@ -56,16 +56,22 @@ pub struct DecisionMsg {
     pub reason: String,
     /// The site's minimum cell count (the release applies the largest).
     pub min_cell_count: u64,
+    /// Model analyses: the site's model description (design columns, group labels; no values).
+    #[serde(default)]
+    pub model: Option<crate::fed::site::ModelInfo>,
 }
 
 /// Starts a secure aggregation; the site answers with its SecAgg+ key advert.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AggregateStart {
     /// The study (the site re-applies its policy before contributing).
     pub study: SignedStudy,
     /// Party ids taking part in this aggregation.
     pub parties: Vec<u32>,
+    /// Model analyses: what to compute in this round.
+    #[serde(default)]
+    pub query: Option<crate::fed::Query>,
 }
 
 /// Asks a site to co-sign a release document; the site answers with a FROST commitment.

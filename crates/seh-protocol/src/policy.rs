@@ -45,7 +45,11 @@ impl SitePolicy {
         for (i, k) in self.allowed_researchers.iter().enumerate() {
             let ok = hex::decode_array::<32>(k).is_some_and(|b| VerifyingKey::from_bytes(&b).is_ok());
             if !ok {
-                return Err(ProtocolError::invalid("policy", format!("allowed_researchers[{i}]"), "not an Ed25519 key"));
+                return Err(ProtocolError::invalid(
+                    "policy",
+                    format!("allowed_researchers[{i}]"),
+                    "not an Ed25519 key",
+                ));
             }
         }
         if self.min_cell_count == 0 {
@@ -72,7 +76,10 @@ impl SitePolicy {
         if !spec.sites.iter().any(|s| s == site) {
             return Decision::Refuse("this site is not listed in the study".into());
         }
-        let Analysis::Describe(d) = &spec.analysis;
+        let d = match &spec.analysis {
+            Analysis::Describe(d) => d,
+            other => return self.decide_model(other, data),
+        };
         let hist_cols = d.histograms.iter().map(|h| &h.column);
         for c in d.columns.iter().chain(hist_cols) {
             let Ok(values) = data.column(c) else {
@@ -87,5 +94,27 @@ impl SitePolicy {
             }
         }
         Decision::Accept
+    }
+
+    /// Model analyses: the formula must build on this site's rows, the site must have at least
+    /// `min_cell_count` usable rows, and a pooled Cox study must not release risk sets smaller
+    /// than this site's minimum.
+    fn decide_model(&self, analysis: &Analysis, data: &DataFrame) -> Decision {
+        if let Analysis::Cox(c) = analysis {
+            if c.mode == crate::fed::CoxMode::Pooled && c.min_risk_set < self.min_cell_count {
+                return Decision::Refuse(format!(
+                    "the study releases risk sets down to {}, below this site's minimum of {}",
+                    c.min_risk_set, self.min_cell_count
+                ));
+            }
+        }
+        match crate::fed::site::frame(analysis, data) {
+            Err(e) => Decision::Refuse(format!("the model does not fit this site's data: {e}")),
+            Ok(f) if (f.nrows() as u64) < self.min_cell_count => Decision::Refuse(format!(
+                "fewer usable rows than this site's minimum cell count ({})",
+                self.min_cell_count
+            )),
+            Ok(_) => Decision::Accept,
+        }
     }
 }

@@ -29,6 +29,9 @@ pub struct ReleaseDocument {
     pub min_cell_count: u64,
     /// The statistics.
     pub result: DescribeResult,
+    /// Model analyses (Cox, KM, GLM): the result, `seh fit` JSON plus federation metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<serde_json::Value>,
 }
 
 /// A release: the document's exact JSON text, the FROST group signature over

@@ -49,8 +49,13 @@ pub fn generate<R: RngCore + CryptoRng>(
     for (i, s) in sites.iter().enumerate() {
         let party = PartyId(i as u32 + 1);
         let key = SigningKey::generate(rng);
-        let share = shares.get(&party).cloned().ok_or_else(|| ProtocolError::invalid("setup", "frost", "missing share"))?;
-        site_entries.push(SiteEntry { name: s.clone(), party: party.0, key: hex::encode(key.verifying_key().as_bytes()) });
+        let share =
+            shares.get(&party).cloned().ok_or_else(|| ProtocolError::invalid("setup", "frost", "missing share"))?;
+        site_entries.push(SiteEntry {
+            name: s.clone(),
+            party: party.0,
+            key: hex::encode(key.verifying_key().as_bytes()),
+        });
         site_secrets.insert(s.clone(), (key, share));
     }
     let mut researcher_entries = Vec::new();

@@ -10,8 +10,8 @@ use rand::rngs::OsRng;
 use seh_crypto::frost::sign::{SigningNonces, SigningRequest};
 use seh_crypto::frost::{self, KeyShare};
 use seh_crypto::secagg::{
-    round0, round1, round2, round3, ConsistencyRequest, ForwardedShares, Graph, KeyList, SecAggMessage,
-    SecAggParams, UnmaskRequest,
+    round0, round1, round2, round3, ConsistencyRequest, ForwardedShares, Graph, KeyList, SecAggMessage, SecAggParams,
+    UnmaskRequest,
 };
 use seh_crypto::wire::{Envelope, PartyId, ProtocolId, SessionGuard, SessionId, SigningKey, VerifyingKey};
 use seh_stats::DataFrame;
@@ -19,6 +19,7 @@ use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
 use crate::describe::{self, respects_min_count};
+use crate::fed;
 use crate::error::ProtocolError;
 use crate::federation::Federation;
 use crate::hex;
@@ -139,7 +140,8 @@ impl SiteMachine {
         data: DataFrame,
         revealed: BTreeMap<String, Vec<u32>>,
     ) -> Result<Self, ProtocolError> {
-        let site = fed.site_by_name(name).ok_or_else(|| ProtocolError::invalid("site", "name", "not on the federation"))?;
+        let site =
+            fed.site_by_name(name).ok_or_else(|| ProtocolError::invalid("site", "name", "not on the federation"))?;
         if site.key != key.verifying_key() {
             return Err(ProtocolError::invalid("site", "identity key", "does not match the federation file"));
         }
@@ -190,11 +192,8 @@ impl SiteMachine {
             stage: Stage::Idle,
         });
         if round > entry.round {
-            *entry = SiteStudy {
-                round,
-                guard: SessionGuard::new(env.session, MAX_MESSAGES_PER_ROUND),
-                stage: Stage::Idle,
-            };
+            *entry =
+                SiteStudy { round, guard: SessionGuard::new(env.session, MAX_MESSAGES_PER_ROUND), stage: Stage::Idle };
         }
         if let Err(e) = entry.guard.check(&env) {
             out.push(audit(AuditKind::Rejected, &study_id, json!({ "round": round, "reason": e.to_string() })));
@@ -286,7 +285,14 @@ impl SiteMachine {
                     Decision::Refuse(r) => (false, r),
                 };
                 out.push(audit(AuditKind::PolicyDecision, study_id, json!({ "accept": accept, "reason": reason })));
-                let msg = DecisionMsg { accept, reason, min_cell_count: self.policy.min_cell_count };
+                let (accept, reason, model) = match (accept, &spec.analysis) {
+                    (true, a) if !matches!(a, Analysis::Describe(_)) => match fed::site::model_info(a, &self.data) {
+                        Ok(m) => (true, reason, Some(m)),
+                        Err(e) => (false, e.to_string(), None),
+                    },
+                    _ => (accept, reason, None),
+                };
+                let msg = DecisionMsg { accept, reason, min_cell_count: self.policy.min_cell_count, model };
                 let env = self.control(session, control::DECISION, messages::to_payload(&msg));
                 self.send(out, study_id, env)
             }
@@ -296,8 +302,20 @@ impl SiteMachine {
                 if let Decision::Refuse(r) = decision {
                     return Err(ProtocolError::invalid("aggregate start", "policy", r));
                 }
-                let Analysis::Describe(d) = &spec.analysis;
-                let input = Zeroizing::new(describe::local_vector(d, &self.data)?);
+                let input = match (&spec.analysis, &start.query) {
+                    (Analysis::Describe(d), None) => Zeroizing::new(describe::local_vector(d, &self.data)?),
+                    (Analysis::Describe(_), Some(_)) | (_, None) => {
+                        return Err(ProtocolError::invalid("aggregate start", "query", "does not fit the analysis"))
+                    }
+                    (analysis, Some(q)) => {
+                        out.push(audit(
+                            AuditKind::Request,
+                            study_id,
+                            json!({ "round": round, "what": "compute", "query": q.label() }),
+                        ));
+                        Zeroizing::new(fed::site::answer(analysis, q, &self.data)?)
+                    }
+                };
                 let parties: Vec<PartyId> = start.parties.iter().map(|p| PartyId(*p)).collect();
                 let params =
                     SecAggParams::new(session, &parties, spec.threshold as usize, input.len(), Graph::Complete)?;
@@ -395,7 +413,8 @@ impl SiteMachine {
                 if !doc.contributors.contains(&self.name) {
                     return bad("contributors", "this site did not contribute to this result");
                 }
-                if doc.min_cell_count < self.policy.min_cell_count || !respects_min_count(&doc.result, doc.min_cell_count)
+                if doc.min_cell_count < self.policy.min_cell_count
+                    || !respects_min_count(&doc.result, doc.min_cell_count)
                 {
                     return bad("result", "violates this site's minimum cell count");
                 }
@@ -438,7 +457,11 @@ impl SiteMachine {
                 };
                 self.send(out, study_id, env)?;
                 let digest = hex::encode(&sha2_digest(document.as_bytes()));
-                out.push(audit(AuditKind::Release, study_id, json!({ "what": "co-signed", "document_sha256": digest })));
+                out.push(audit(
+                    AuditKind::Release,
+                    study_id,
+                    json!({ "what": "co-signed", "document_sha256": digest }),
+                ));
                 self.set_stage(study_id, Stage::Finished);
                 Ok(())
             }

@@ -47,6 +47,12 @@ pub struct DescribeSpec {
 pub enum Analysis {
     /// Secure descriptive statistics.
     Describe(DescribeSpec),
+    /// Cox proportional-hazards regression (pooled-exact or site-stratified).
+    Cox(crate::fed::CoxSpec),
+    /// Kaplan–Meier curves and the log-rank test.
+    Km(crate::fed::KmSpec),
+    /// Generalised linear model by IRLS.
+    Glm(crate::fed::GlmSpec),
 }
 
 impl Analysis {
@@ -54,6 +60,9 @@ impl Analysis {
     pub fn kind(&self) -> &'static str {
         match self {
             Analysis::Describe(_) => "describe",
+            Analysis::Cox(_) => "cox",
+            Analysis::Km(_) => "km",
+            Analysis::Glm(_) => "glm",
         }
     }
 }
@@ -101,7 +110,10 @@ impl StudySpec {
     pub fn validate(&self) -> Result<(), ProtocolError> {
         self.id()?;
         check_name("researcher".into(), &self.researcher)?;
-        let Analysis::Describe(d) = &self.analysis;
+        let d = match &self.analysis {
+            Analysis::Describe(d) => d,
+            other => return self.validate_model(other),
+        };
         if d.columns.is_empty() || d.columns.len() > MAX_COLUMNS {
             return Err(bad("analysis.columns", format!("need 1..={MAX_COLUMNS} columns")));
         }
@@ -123,6 +135,45 @@ impl StudySpec {
                 return Err(bad(format!("analysis.histograms[{i}].bins"), format!("need 1..={MAX_BINS}")));
             }
         }
+        self.validate_sites()
+    }
+
+    fn validate_model(&self, analysis: &Analysis) -> Result<(), ProtocolError> {
+        let formula = match analysis {
+            Analysis::Cox(c) => {
+                if c.ties == seh_stats::cox::Ties::Exact {
+                    return Err(bad("analysis.ties", "ties = \"exact\" is not available in a federation"));
+                }
+                if c.min_risk_set == 0 {
+                    return Err(bad("analysis.min_risk_set", "must be at least 1"));
+                }
+                if c.time_resolution.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+                    return Err(bad("analysis.time_resolution", "must be finite and > 0"));
+                }
+                &c.formula
+            }
+            Analysis::Km(k) => {
+                if seh_stats::km::ConfType::parse(&k.conf_type).is_none() {
+                    return Err(bad("analysis.conf_type", "must be log, log-log, plain or none"));
+                }
+                &k.formula
+            }
+            Analysis::Glm(g) => {
+                if seh_stats::glm::Family::parse(&g.family).is_none() {
+                    return Err(bad("analysis.family", "must be binomial, gaussian or poisson"));
+                }
+                &g.formula
+            }
+            Analysis::Describe(_) => return Ok(()),
+        };
+        if formula.is_empty() || formula.len() > 4096 || formula.chars().any(char::is_control) {
+            return Err(bad("analysis.formula", "must be 1..=4096 characters without control characters"));
+        }
+        seh_stats::formula::Formula::parse(formula).map_err(|e| bad("analysis.formula", e.to_string()))?;
+        self.validate_sites()
+    }
+
+    fn validate_sites(&self) -> Result<(), ProtocolError> {
         if self.sites.len() < 2 {
             return Err(bad("sites", "need at least two sites"));
         }
@@ -172,8 +223,7 @@ impl SignedStudy {
 
     /// The spec without checking the signature (for routing and naming the researcher).
     pub fn unverified_spec(&self) -> Result<StudySpec, ProtocolError> {
-        let spec: StudySpec =
-            serde_json::from_str(&self.spec).map_err(|e| ProtocolError::parse("study spec", &e))?;
+        let spec: StudySpec = serde_json::from_str(&self.spec).map_err(|e| ProtocolError::parse("study spec", &e))?;
         spec.validate()?;
         Ok(spec)
     }

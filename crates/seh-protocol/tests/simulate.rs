@@ -37,7 +37,8 @@ fn site_data(i: usize) -> DataFrame {
 fn world(n: usize, t: u32, min_cell: u64) -> World {
     let mut rng = ChaCha20Rng::seed_from_u64(7);
     let names: Vec<String> = (0..n).map(|i| format!("site-{i}")).collect();
-    let (file, secrets) = setup::generate("test", "coordinator", &names, &["alice".into()], 3.min(n as u16), &mut rng).unwrap();
+    let (file, secrets) =
+        setup::generate("test", "coordinator", &names, &["alice".into()], 3.min(n as u16), &mut rng).unwrap();
     let fed = Arc::new(Federation::from_file(file).unwrap());
     let alice = &secrets.researchers["alice"];
     let policy = SitePolicy {
@@ -143,7 +144,8 @@ fn assert_same(a: &DescribeResult, b: &DescribeResult) {
 fn five_sites_give_the_pooled_statistics() {
     let mut w = world(5, 3, 3);
     let (mut study, first) =
-        CoordinatorStudy::resume(w.fed.clone(), w.coordinator_key.clone(), w.study.clone(), Checkpoint::default()).unwrap();
+        CoordinatorStudy::resume(w.fed.clone(), w.coordinator_key.clone(), w.study.clone(), Checkpoint::default())
+            .unwrap();
     let mut cps = Vec::new();
     assert!(run(&mut w, &mut study, first, &BTreeMap::new(), &mut cps, None));
     let doc = released(cps.last().unwrap(), &w.fed);
@@ -156,7 +158,8 @@ fn five_sites_give_the_pooled_statistics() {
 fn a_site_dropping_mid_aggregation_leaves_the_sum_over_survivors() {
     let mut w = world(5, 3, 1);
     let (mut study, first) =
-        CoordinatorStudy::resume(w.fed.clone(), w.coordinator_key.clone(), w.study.clone(), Checkpoint::default()).unwrap();
+        CoordinatorStudy::resume(w.fed.clone(), w.coordinator_key.clone(), w.study.clone(), Checkpoint::default())
+            .unwrap();
     // Site 2 answers the offer, advertises and shares keys, then dies before sending its masked input.
     let dead: BTreeMap<PartyId, usize> = [(PartyId(2), 3)].into();
     let mut cps = Vec::new();
@@ -172,13 +175,15 @@ fn a_site_dropping_mid_aggregation_leaves_the_sum_over_survivors() {
 fn a_restarted_coordinator_resumes_to_the_same_result() {
     let mut w = world(3, 2, 1);
     let (mut study, first) =
-        CoordinatorStudy::resume(w.fed.clone(), w.coordinator_key.clone(), w.study.clone(), Checkpoint::default()).unwrap();
+        CoordinatorStudy::resume(w.fed.clone(), w.coordinator_key.clone(), w.study.clone(), Checkpoint::default())
+            .unwrap();
     let mut cps = Vec::new();
     // Stop mid-aggregation (after a few dozen actions), then resume from the last checkpoint.
     assert!(!run(&mut w, &mut study, first, &BTreeMap::new(), &mut cps, Some(12)));
     let last = cps.last().unwrap().clone();
     assert!(last.decided.is_some() && last.release.is_none());
-    let (mut again, first) = CoordinatorStudy::resume(w.fed.clone(), w.coordinator_key.clone(), w.study.clone(), last.clone()).unwrap();
+    let (mut again, first) =
+        CoordinatorStudy::resume(w.fed.clone(), w.coordinator_key.clone(), w.study.clone(), last.clone()).unwrap();
     let mut cps2 = Vec::new();
     assert!(run(&mut w, &mut again, first, &BTreeMap::new(), &mut cps2, None));
     assert!(cps2.last().unwrap().round > last.round);
@@ -190,7 +195,8 @@ fn a_restarted_coordinator_resumes_to_the_same_result() {
 fn replayed_and_out_of_round_messages_are_rejected() {
     let mut w = world(3, 2, 1);
     let (_study, first) =
-        CoordinatorStudy::resume(w.fed.clone(), w.coordinator_key.clone(), w.study.clone(), Checkpoint::default()).unwrap();
+        CoordinatorStudy::resume(w.fed.clone(), w.coordinator_key.clone(), w.study.clone(), Checkpoint::default())
+            .unwrap();
     let offer = first.iter().find_map(|a| match a {
         Action::Send(o) if o.to == PartyId(1) => Some(o.bytes.clone()),
         _ => None,
@@ -215,7 +221,8 @@ fn replayed_and_out_of_round_messages_are_rejected() {
 fn a_refusing_site_stops_the_study_with_its_reason() {
     let mut w = world(3, 2, 1_000);
     let (mut study, first) =
-        CoordinatorStudy::resume(w.fed.clone(), w.coordinator_key.clone(), w.study.clone(), Checkpoint::default()).unwrap();
+        CoordinatorStudy::resume(w.fed.clone(), w.coordinator_key.clone(), w.study.clone(), Checkpoint::default())
+            .unwrap();
     let mut cps = Vec::new();
     assert!(run(&mut w, &mut study, first, &BTreeMap::new(), &mut cps, None));
     let cp = cps.last().unwrap();

@@ -10,20 +10,23 @@
 //! comparable), and `tied.xy` when the scores are also equal; `tied.x` are
 //! comparable pairs with equal scores, which count one half.
 //!
-//! Algorithm: per stratum, rows are swept in decreasing time while two
-//! Fenwick trees indexed by score rank hold the weights of the rows at risk
-//! and of the events seen so far. Each event queries the at-risk tree (its
-//! comparable partners); each row's influence (its own concordant,
-//! discordant and tied counts) is the change of the event tree between its
-//! entry into and exit from the risk set. Cost `O(n log n)`.
-
-use std::cmp::Ordering;
-use std::collections::BTreeMap;
+//! Algorithm (per stratum, cost `O(n log n)`): the times are replaced by their
+//! ranks among the distinct times, and the rows are swept in **decreasing risk
+//! score**, a group of equal scores at a time, while three Fenwick trees
+//! indexed by time rank hold the weights of the rows already swept (higher
+//! scores): by stop time and status, by start time, and of the events by event
+//! time. Each event then finds the weight of its at-risk partners with a higher
+//! score in two prefix queries, and each row the weight of the events it is a
+//! partner of (its influence) in two more; partners with a lower score are the
+//! total, known from static prefix sums, minus those. The trees have as many
+//! slots as there are distinct times, so with the usual heavily tied times
+//! (days, weeks) they stay in the processor cache. Without case weights every
+//! count is an integer-valued sum, so the counts and influences are exact.
 
 use serde::Serialize;
 
+use crate::cox::sort::{order_key, radix_sort};
 use crate::km::{check_codes, SurvCols, SurvInputError};
-
 /// Concordance counts and value with the field names of the reference JSON
 /// (`coxph`'s `concordance` component). Counts are weighted when case weights are given.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -87,13 +90,24 @@ pub fn concordance_clustered(
     if let Some(i) = risk.iter().position(|r| !r.is_finite()) {
         return Err(SurvInputError::NotFinite { row: i + 1, column: "risk" });
     }
-    let mut groups: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-    for i in 0..n {
-        groups.entry(strata.map_or(0, |s| s[i])).or_default().push(i);
-    }
     let mut acc = Sweep::new(n);
-    for rows in groups.values() {
-        acc.stratum(&cols, risk, rows);
+    match strata {
+        None => acc.stratum(&cols, risk, &(0..n).collect::<Vec<usize>>()),
+        Some(codes) => {
+            // Rows grouped by stratum code (stable: ascending row within a stratum).
+            let mut keyed: Vec<(u64, usize)> = codes.iter().enumerate().map(|(i, &c)| (u64::from(c), i)).collect();
+            radix_sort(&mut keyed);
+            let rows: Vec<usize> = keyed.iter().map(|e| e.1).collect();
+            let mut lo = 0;
+            while lo < n {
+                let mut hi = lo + 1;
+                while hi < n && keyed[hi].0 == keyed[lo].0 {
+                    hi += 1;
+                }
+                acc.stratum(&cols, risk, &rows[lo..hi]);
+                lo = hi;
+            }
+        }
     }
     // R's counts are in the "larger score, longer survival" orientation; coxph reverses them.
     let c = &acc.count;
@@ -106,7 +120,7 @@ pub fn concordance_clustered(
         })
         .collect();
     if let Some(cl) = cluster {
-        let mut sums: BTreeMap<u64, f64> = BTreeMap::new();
+        let mut sums: std::collections::BTreeMap<u64, f64> = std::collections::BTreeMap::new();
         for (i, d) in dfbeta.iter().enumerate() {
             *sums.entry(cl[i]).or_default() += d;
         }
@@ -124,6 +138,7 @@ pub fn concordance_clustered(
     })
 }
 
+
 #[derive(Debug, Default, Clone, Copy)]
 struct Counts {
     concordant: f64,
@@ -134,51 +149,210 @@ struct Counts {
 }
 
 /// Accumulated counts over strata and per-row influence (concordant,
-/// discordant, tied.x; interleaved, 3 per row).
+/// discordant, tied.x; interleaved, 3 per row, in the orientation of R's
+/// internal counts: slot 0 holds the pairs whose event has the lower score).
 struct Sweep {
     count: Counts,
     inf: Vec<f64>,
 }
 
-/// A Fenwick tree of weights over score ranks, with the per-rank weights kept
-/// separately for the "tied" query.
+/// A Fenwick tree of weights over time ranks.
 struct Fenwick {
     tree: Vec<f64>,
-    node: Vec<f64>,
-    total: f64,
 }
 
 impl Fenwick {
     fn new(m: usize) -> Self {
-        Fenwick { tree: vec![0.0; m + 1], node: vec![0.0; m], total: 0.0 }
+        Fenwick { tree: vec![0.0; m + 1] }
     }
 
-    fn add(&mut self, rank: usize, w: f64) {
-        self.node[rank] += w;
-        self.total += w;
-        let mut i = rank + 1;
+    fn add(&mut self, slot: usize, w: f64) {
+        let mut i = slot + 1;
         while i < self.tree.len() {
             self.tree[i] += w;
             i += i & i.wrapping_neg();
         }
     }
 
-    /// Sum of weights at ranks `< rank`.
-    fn below(&self, rank: usize) -> f64 {
+    /// Sum of the weights in slots `< slot`.
+    fn below(&self, slot: usize) -> f64 {
         let mut s = 0.0;
-        let mut i = rank;
+        let mut i = slot;
         while i > 0 {
             s += self.tree[i];
             i -= i & i.wrapping_neg();
         }
         s
     }
+}
 
-    /// (weight with a larger score, weight with a smaller score, weight with an equal score).
-    fn query(&self, rank: usize) -> (f64, f64, f64) {
-        let less = self.below(rank);
-        let tied = self.node[rank];
-        (self.total - less - tied, less, tied)
+/// One row of a stratum as the sweep needs it, with times as ranks among the
+/// distinct times of the stratum.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    /// `2 * rank(stop) + 1` for a censored row, `2 * rank(stop)` for an event:
+    /// the rows at risk at an event time of rank `u` are those with key `> 2u`
+    /// (minus, for counting-process data, those that start at or after it).
+    stop_key: u32,
+    /// Rank of the start time (counting process; 0 otherwise).
+    start_rank: u32,
+    weight: f64,
+    /// Index of the row in the input.
+    row: usize,
+}
+
+impl Row {
+    fn is_event(&self) -> bool {
+        self.stop_key % 2 == 0
+    }
+
+    fn time_rank(&self) -> usize {
+        self.stop_key as usize / 2
+    }
+
+    /// Time-rank range `lo..hi` of the events this row is a partner of: after its
+    /// start, before its stop, or at its stop when it is censored there.
+    fn partner_range(&self, cp: bool) -> (usize, usize) {
+        let lo = if cp { self.start_rank as usize + 1 } else { 0 };
+        (lo, (self.stop_key as usize).div_ceil(2))
+    }
+}
+
+/// Sort key of a value in which `-0.0` and `0.0` coincide (equal keys ⇔ equal values).
+fn tie_key(x: f64) -> u64 {
+    order_key(x + 0.0)
+}
+
+/// The rows of a stratum with their time ranks, in input order, and the number of distinct times.
+fn rank_times(cols: &SurvCols<'_>, rows: &[usize]) -> (Vec<Row>, usize) {
+    let ns = rows.len();
+    let mut keyed: Vec<(u64, usize)> = Vec::with_capacity(if cols.start.is_some() { 2 * ns } else { ns });
+    keyed.extend(rows.iter().enumerate().map(|(k, &i)| (tie_key(cols.stop[i]), 2 * k)));
+    if let Some(st) = cols.start {
+        keyed.extend(rows.iter().enumerate().map(|(k, &i)| (tie_key(st[i]), 2 * k + 1)));
+    }
+    radix_sort(&mut keyed);
+    let mut out: Vec<Row> = rows
+        .iter()
+        .map(|&i| Row { stop_key: u32::from(cols.status[i] != 1.0), start_rank: 0, weight: cols.weight(i), row: i })
+        .collect();
+    let mut rank = 0u32;
+    for (j, &(key, slot)) in keyed.iter().enumerate() {
+        if j > 0 && key != keyed[j - 1].0 {
+            rank += 1;
+        }
+        let r = &mut out[slot / 2];
+        if slot % 2 == 0 {
+            r.stop_key += 2 * rank;
+        } else {
+            r.start_rank = rank;
+        }
+    }
+    (out, rank as usize + 1)
+}
+
+/// The rows swept so far (higher scores), by stop key, start rank and (events) time rank.
+struct Trees {
+    key: Fenwick,
+    key_total: f64,
+    start: Fenwick,
+    start_total: f64,
+    event: Fenwick,
+    cp: bool,
+}
+
+impl Trees {
+    fn new(n_times: usize, cp: bool) -> Self {
+        Trees {
+            key: Fenwick::new(2 * n_times),
+            key_total: 0.0,
+            start: Fenwick::new(if cp { n_times } else { 0 }),
+            start_total: 0.0,
+            event: Fenwick::new(n_times),
+            cp,
+        }
+    }
+
+    fn insert(&mut self, r: &Row) {
+        self.key.add(r.stop_key as usize, r.weight);
+        self.key_total += r.weight;
+        if self.cp {
+            self.start.add(r.start_rank as usize, r.weight);
+            self.start_total += r.weight;
+        }
+        if r.is_event() {
+            self.event.add(r.time_rank(), r.weight);
+        }
+    }
+
+    /// Weight of the swept rows at risk at the time of event `r`.
+    fn risk_higher(&self, r: &Row) -> f64 {
+        let u = r.time_rank();
+        let later = self.key_total - self.key.below(2 * u + 1);
+        if self.cp {
+            later - (self.start_total - self.start.below(u))
+        } else {
+            later
+        }
+    }
+
+    /// Weight of the swept events that row `r` is a partner of.
+    fn partner_higher(&self, r: &Row) -> f64 {
+        let (lo, hi) = r.partner_range(self.cp);
+        self.event.below(hi) - self.event.below(lo)
+    }
+}
+
+/// Static totals of a stratum: weight at risk at each event time rank and
+/// weight of the events in each time-rank range, over all scores.
+struct Totals {
+    /// Suffix sums by stop key.
+    at_key: Vec<f64>,
+    /// Suffix sums by start rank (counting process).
+    at_start: Vec<f64>,
+    /// Prefix sums of event weight by time rank.
+    events: Vec<f64>,
+    cp: bool,
+}
+
+impl Totals {
+    fn new(rows: &[Row], nt: usize, cp: bool) -> Self {
+        let mut at_key = vec![0.0; 2 * nt + 1];
+        let mut at_start = vec![0.0; if cp { nt + 1 } else { 0 }];
+        let mut events = vec![0.0; nt + 1];
+        for r in rows {
+            at_key[r.stop_key as usize] += r.weight;
+            if cp {
+                at_start[r.start_rank as usize] += r.weight;
+            }
+            if r.is_event() {
+                events[r.time_rank() + 1] += r.weight;
+            }
+        }
+        for j in (0..2 * nt).rev() {
+            at_key[j] += at_key[j + 1];
+        }
+        if cp {
+            for j in (0..nt).rev() {
+                at_start[j] += at_start[j + 1];
+            }
+        }
+        for j in 1..=nt {
+            events[j] += events[j - 1];
+        }
+        Totals { at_key, at_start, events, cp }
+    }
+
+    /// Weight at risk at the time of event `r`.
+    fn at_risk(&self, r: &Row) -> f64 {
+        let u = r.time_rank();
+        self.at_key[2 * u + 1] - if self.cp { self.at_start[u] } else { 0.0 }
+    }
+
+    /// Weight of the events row `r` is a partner of.
+    fn partner(&self, r: &Row) -> f64 {
+        let (lo, hi) = r.partner_range(self.cp);
+        self.events[hi] - self.events[lo]
     }
 }
 
@@ -187,100 +361,115 @@ impl Sweep {
         Sweep { count: Counts::default(), inf: vec![0.0; 3 * n] }
     }
 
-    /// Row `i` leaves (sign +1) or enters (sign −1) the risk set: its influence
-    /// gains the events, seen so far, that it is paired with (orientation flips
-    /// because the row is the longer-lived member of those pairs).
-    fn settle(&mut self, events: &Fenwick, rank: usize, i: usize, sign: f64) {
-        let (greater, less, tied) = events.query(rank);
-        self.inf[3 * i] += sign * less;
-        self.inf[3 * i + 1] += sign * greater;
-        self.inf[3 * i + 2] += sign * tied;
-    }
-
+    /// One stratum; `rows` are its rows (input indices, ascending).
     fn stratum(&mut self, cols: &SurvCols<'_>, risk: &[f64], rows: &[usize]) {
         if !rows.iter().any(|&i| cols.status[i] == 1.0) {
             return; // no events: no pairs, zero influence
         }
-        // Score ranks within the stratum (ties share a rank).
-        let mut uniq: Vec<f64> = rows.iter().map(|&i| risk[i]).collect();
-        uniq.sort_by(f64::total_cmp);
-        uniq.dedup();
-        let rank = |i: usize| uniq.partition_point(|&u| u < risk[i]);
-        let m = uniq.len();
-        // Decreasing stop time; censored before events at a tie; then increasing score.
-        let mut by_stop = rows.to_vec();
-        by_stop.sort_by(|&a, &b| {
-            cols.stop[b]
-                .total_cmp(&cols.stop[a])
-                .then(cols.status[a].total_cmp(&cols.status[b]))
-                .then(risk[a].total_cmp(&risk[b]))
-        });
-        let by_start: Vec<usize> = match cols.start {
-            Some(st) => {
-                let mut v = rows.to_vec();
-                v.sort_by(|&a, &b| st[b].total_cmp(&st[a]));
-                v
+        let cp = cols.start.is_some();
+        let (local, nt) = rank_times(cols, rows);
+        let totals = Totals::new(&local, nt, cp);
+
+        // Rows by score, ascending (stable in the row index), laid out in that
+        // order so that the sweep reads memory sequentially.
+        let mut by_score: Vec<(u64, usize)> = rows.iter().enumerate().map(|(k, &i)| (tie_key(risk[i]), k)).collect();
+        radix_sort(&mut by_score);
+        let sorted: Vec<Row> = by_score.iter().map(|e| local[e.1]).collect();
+        drop(local);
+        let keys: Vec<u64> = by_score.into_iter().map(|e| e.0).collect();
+
+        self.tied_events(&sorted, &keys, nt);
+
+        // Sweep in decreasing score; the trees hold the rows with a higher score.
+        // Influence per sorted position: (higher, lower, tied) partner weights.
+        let mut inf = vec![[0.0; 3]; sorted.len()];
+        let mut trees = Trees::new(nt, cp);
+        let mut higher: Vec<(f64, f64)> = Vec::new();
+        let mut end = sorted.len();
+        while end > 0 {
+            let mut start = end - 1;
+            while start > 0 && keys[start - 1] == keys[end - 1] {
+                start -= 1;
             }
-            None => Vec::new(),
-        };
-        let mut at_risk = Fenwick::new(m);
-        let mut events = Fenwick::new(m);
-        let mut next_exit = 0usize;
-        let mut i = 0usize;
-        while i < by_stop.len() {
-            let ii = by_stop[i];
-            let t = cols.stop[ii];
-            if cols.status[ii] == 0.0 {
-                self.settle(&events, rank(ii), ii, -1.0);
-                at_risk.add(rank(ii), cols.weight(ii));
-                i += 1;
+            let group = start..end;
+            end = start;
+            if group.len() == 1 {
+                // A score of its own (the common case): no tied pairs.
+                let r = &sorted[start];
+                let ev_hi = if r.is_event() { trees.risk_higher(r) } else { 0.0 };
+                let pa_hi = trees.partner_higher(r);
+                self.record(r, &mut inf[start], (ev_hi, 0.0, &totals), (pa_hi, 0.0));
+                trees.insert(r);
                 continue;
             }
-            if let Some(st) = cols.start {
-                while next_exit < by_start.len() && st[by_start[next_exit]] >= t {
-                    let jj = by_start[next_exit];
-                    self.settle(&events, rank(jj), jj, 1.0);
-                    at_risk.add(rank(jj), -cols.weight(jj));
-                    next_exit += 1;
-                }
+            // (higher, tied) for the event side and the partner side of each member.
+            higher.clear();
+            higher.extend(sorted[group.clone()].iter().map(|r| {
+                let ev = if r.is_event() { trees.risk_higher(r) } else { 0.0 };
+                (ev, trees.partner_higher(r))
+            }));
+            for r in &sorted[group.clone()] {
+                trees.insert(r);
             }
-            // Pass 1: the events tied at t against the rows at risk after t.
-            let mut end = i;
-            let (mut dwt, mut dwt_x) = (0.0, 0.0);
-            let mut xsave = risk[ii];
-            while end < by_stop.len() && cols.stop[by_stop[end]].total_cmp(&t) == Ordering::Equal {
-                let jj = by_stop[end];
-                let w = cols.weight(jj);
-                self.count.tied_y += w * dwt;
-                dwt += w;
-                if risk[jj] != xsave {
-                    dwt_x = 0.0;
-                    xsave = risk[jj];
-                }
-                self.count.tied_xy += w * dwt_x;
-                dwt_x += w;
-                let r = rank(jj);
-                let (greater, less, tied) = at_risk.query(r);
-                self.count.concordant += w * greater;
-                self.count.discordant += w * less;
-                self.count.tied_x += w * tied;
-                self.inf[3 * jj] += greater;
-                self.inf[3 * jj + 1] += less;
-                self.inf[3 * jj + 2] += tied;
-                events.add(r, w);
-                end += 1;
+            for (j, &(ev_hi, pa_hi)) in group.zip(&higher) {
+                let r = &sorted[j];
+                let ev_tied = if r.is_event() { trees.risk_higher(r) - ev_hi } else { 0.0 };
+                let pa_tied = trees.partner_higher(r) - pa_hi;
+                self.record(r, &mut inf[j], (ev_hi, ev_tied, &totals), (pa_hi, pa_tied));
             }
-            // Pass 2: the events enter the risk set of earlier events.
-            for &jj in &by_stop[i..end] {
-                self.settle(&events, rank(jj), jj, -1.0);
-                at_risk.add(rank(jj), cols.weight(jj));
-            }
-            i = end;
         }
-        // Rows still in the risk set at the start of follow-up leave it now.
-        let remaining: &[usize] = if cols.start.is_some() { &by_start[next_exit..] } else { &by_stop };
-        for &ii in remaining {
-            self.settle(&events, rank(ii), ii, 1.0);
+        for (r, v) in sorted.iter().zip(&inf) {
+            let i = 3 * r.row;
+            self.inf[i] += v[0];
+            self.inf[i + 1] += v[1];
+            self.inf[i + 2] += v[2];
+        }
+    }
+
+    /// Adds the pairs of row `r`: as the event, the `(higher, tied)` weights of
+    /// its at-risk partners; as a partner, the same of the events it pairs with.
+    /// The lower-score weights are the totals minus those.
+    fn record(&mut self, r: &Row, inf: &mut [f64; 3], ev: (f64, f64, &Totals), pa: (f64, f64)) {
+        let (hi, tied, totals) = ev;
+        if r.is_event() {
+            let lower = totals.at_risk(r) - hi - tied;
+            self.count.concordant += r.weight * hi;
+            self.count.discordant += r.weight * lower;
+            self.count.tied_x += r.weight * tied;
+            inf[0] += hi;
+            inf[1] += lower;
+            inf[2] += tied;
+        }
+        // As a partner: events with a lower score pair with it concordantly.
+        let (p_hi, p_tied) = pa;
+        inf[0] += totals.partner(r) - p_hi - p_tied;
+        inf[1] += p_hi;
+        inf[2] += p_tied;
+    }
+
+    /// `tied.y` (all pairs of events at the same time) and `tied.xy` (those with
+    /// equal scores too), accumulated in increasing score within each time.
+    fn tied_events(&mut self, sorted: &[Row], keys: &[u64], nt: usize) {
+        let mut dwt = vec![0.0; nt];
+        let mut dwt_x = vec![0.0; nt];
+        let mut stamp = vec![usize::MAX; nt];
+        let mut group = 0usize;
+        for (j, r) in sorted.iter().enumerate() {
+            if j > 0 && keys[j] != keys[j - 1] {
+                group += 1;
+            }
+            if !r.is_event() {
+                continue;
+            }
+            let u = r.time_rank();
+            self.count.tied_y += r.weight * dwt[u];
+            dwt[u] += r.weight;
+            if stamp[u] != group {
+                stamp[u] = group;
+                dwt_x[u] = 0.0;
+            }
+            self.count.tied_xy += r.weight * dwt_x[u];
+            dwt_x[u] += r.weight;
         }
     }
 }
@@ -288,6 +477,7 @@ impl Sweep {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cmp::Ordering;
 
     /// Brute-force pair counts in the Cox orientation.
     fn brute(stop: &[f64], event: &[f64], risk: &[f64]) -> (f64, f64, f64, f64, f64) {
@@ -342,6 +532,110 @@ mod tests {
         assert_eq!(a.concordant, b.concordant);
         assert_eq!(a.tied_y, b.tied_y);
         assert!((a.std - b.std).abs() < 1e-15);
+    }
+
+    /// Brute force over all pairs with the per-row influence, for any data:
+    /// returns (R-internal counts [concordant, discordant, tied.x, tied.y incl. xy, tied.xy], std).
+    #[allow(clippy::type_complexity)]
+    fn brute_full(
+        stop: &[f64],
+        start: Option<&[f64]>,
+        event: &[f64],
+        strata: Option<&[u32]>,
+        weights: Option<&[f64]>,
+        risk: &[f64],
+    ) -> ([f64; 5], f64) {
+        let n = stop.len();
+        let w = |i: usize| weights.map_or(1.0, |w| w[i]);
+        let mut c = [0.0; 5];
+        let mut inf = vec![[0.0; 3]; n];
+        for e in 0..n {
+            if event[e] != 1.0 {
+                continue;
+            }
+            let t = stop[e];
+            for r in 0..n {
+                if r == e || strata.map_or(0, |s| s[r]) != strata.map_or(0, |s| s[e]) {
+                    continue;
+                }
+                if stop[r] == t && event[r] == 1.0 {
+                    if r < e {
+                        c[3] += w(e) * w(r);
+                        if risk[r] == risk[e] {
+                            c[4] += w(e) * w(r);
+                        }
+                    }
+                    continue;
+                }
+                let at_risk = start.map_or(true, |s| s[r] < t) && stop[r] >= t;
+                if !at_risk {
+                    continue;
+                }
+                let slot = match risk[r].partial_cmp(&risk[e]).unwrap() {
+                    Ordering::Greater => 0,
+                    Ordering::Less => 1,
+                    Ordering::Equal => 2,
+                };
+                c[slot] += w(e) * w(r);
+                inf[e][slot] += w(r);
+                inf[r][slot] += w(e);
+            }
+        }
+        let npair = c[0] + c[1] + c[2];
+        let somer = (c[0] - c[1]) / npair;
+        let var: f64 = (0..n)
+            .map(|i| {
+                let [ic, id, it] = inf[i];
+                let d = ((ic - id) - (ic + id + it) * somer) * w(i) / (2.0 * npair);
+                d * d
+            })
+            .sum();
+        (c, var.sqrt())
+    }
+
+    #[test]
+    fn randomised_data_match_brute_force_with_influence() {
+        let mut s = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move |m: u64| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 33) % m
+        };
+        for case in 0..200 {
+            let n = 2 + next(60) as usize;
+            let cp = case % 2 == 1;
+            let n_times = 1 + next(12);
+            let n_scores = 1 + next(if case % 3 == 0 { 4 } else { 40 });
+            let mut stop = Vec::new();
+            let mut start = Vec::new();
+            for _ in 0..n {
+                let t = 1.0 + next(n_times) as f64;
+                let st = if cp { t - 1.0 - next(4) as f64 } else { 0.0 };
+                stop.push(t);
+                start.push(st);
+            }
+            let event: Vec<f64> = (0..n).map(|_| if next(3) == 0 { 0.0 } else { 1.0 }).collect();
+            let risk: Vec<f64> = (0..n).map(|_| next(n_scores) as f64 * 0.25 - 1.0).collect();
+            let strata: Vec<u32> = (0..n).map(|_| [7, 2, 9][next(3) as usize]).collect();
+            let weights: Vec<f64> = (0..n).map(|_| [0.5, 1.0, 2.5, 1.25][next(4) as usize]).collect();
+            let strata = (case % 4 >= 2).then_some(strata.as_slice());
+            let weights = (case % 5 == 4).then_some(weights.as_slice());
+            let start = cp.then_some(start.as_slice());
+            let Ok(r) = concordance(&stop, start, &event, strata, weights, &risk) else {
+                assert!(!event.contains(&1.0), "case {case}");
+                continue;
+            };
+            let (c, std) = brute_full(&stop, start, &event, strata, weights, &risk);
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1.0) || (a.is_nan() && b.is_nan());
+            let got = [r.discordant, r.concordant, r.tied_x, r.tied_y + r.tied_xy, r.tied_xy];
+            for k in 0..5 {
+                if weights.is_none() {
+                    assert_eq!(got[k], c[k], "case {case} count {k}");
+                } else {
+                    assert!(close(got[k], c[k]), "case {case} count {k}: {} vs {}", got[k], c[k]);
+                }
+            }
+            assert!(close(r.std, std), "case {case}: std {} vs {std}", r.std);
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! state machines for a site ([`SecAggSite`]) and the coordinator
 //! ([`SecAggCoordinator`]).
 
-use super::server::{ServerRound0, ServerRound1, ServerRound2, ServerRound3, ServerRound4};
+use super::server::{ServerRound0, ServerRound1, ServerRound2, ServerRound3, ServerRound4, UnmaskPlan};
 use super::{round0, round1, round2, round3, SecAggMessage, SecAggParams, Step};
 use super::{AdvertiseKeys, ConsistencySignature, MaskedInput, ShareKeys, UnmaskShares};
 use super::{ConsistencyRequest, ForwardedShares, KeyList, UnmaskRequest};
@@ -217,6 +217,27 @@ impl SecAggCoordinator {
     fn env<M: SecAggMessage>(&mut self, msg: &M, to: PartyId) -> Envelope {
         self.nonce += 1;
         msg.to_envelope(self.session, PartyId::COORDINATOR, to, self.nonce)
+    }
+
+    /// [`CoordinatorProtocol::close_round`], except that in the last round
+    /// `unmask(plan, sum)` removes the masks from `sum` — e.g. by calling
+    /// [`UnmaskPlan::unmask_range`] on disjoint chunks from several threads
+    /// (this library starts none itself).
+    pub fn close_round_with(
+        &mut self,
+        unmask: impl FnOnce(&UnmaskPlan, &mut [u64]),
+    ) -> Result<RoundOutcome, SecAggError> {
+        if let CoordState::R4(_) = self.state {
+            let CoordState::R4(s) = std::mem::replace(&mut self.state, CoordState::Failed) else {
+                return Err(SecAggError::InvalidParameter { field: "close_round", reason: "unreachable".into() });
+            };
+            let mut plan = s.finish_plan()?;
+            let mut sum = std::mem::take(&mut plan.sum);
+            unmask(&plan, &mut sum);
+            self.state = CoordState::Done;
+            return Ok(RoundOutcome::Done { sum, contributors: std::mem::take(&mut plan.survivors) });
+        }
+        self.close_round()
     }
 }
 

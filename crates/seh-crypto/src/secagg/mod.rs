@@ -63,6 +63,7 @@ pub use messages::{
     AdvertiseKeys, ConsistencyRequest, ConsistencySignature, EncryptedShare, ForwardedShare, ForwardedShares, KeyList,
     MaskedInput, SecAggMessage, ShareKeys, UnmaskRequest, UnmaskShares,
 };
+pub use server::{AggregateOutput, UnmaskPlan};
 
 use crate::error::SecAggError;
 use crate::wire::{PartyId, SessionId};
@@ -164,7 +165,8 @@ impl SecAggParams {
             Graph::Random { degree: k, seed: graph_seed }
         };
         let degree = graph.validate(n.max(2))?;
-        SecAggParams::new(session, parties, (degree + 1) / 2 + 1, length, graph)
+        let holders = degree + 1;
+        SecAggParams::new(session, parties, holders / 2 + 1, length, graph)
     }
 
     /// Session (study, round).

@@ -11,7 +11,7 @@
 //! streams to each chunk, so a party with `k` neighbours reads and writes its
 //! vector once rather than `k + 1` times.
 
-use aes::cipher::{KeyIvInit, StreamCipher};
+use aes::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
 use std::fmt;
 use zeroize::Zeroizing;
 
@@ -37,6 +37,14 @@ impl MaskStream {
     pub fn new(key: &Zeroizing<[u8; 16]>, negate: bool) -> MaskStream {
         let k: &[u8; 16] = key;
         MaskStream { cipher: Aes128Ctr::new(k.into(), &[0u8; 16].into()), negate }
+    }
+
+    /// Like [`MaskStream::new`] but positioned at word `offset` of the stream,
+    /// so disjoint ranges of a vector can be masked independently.
+    pub fn new_at(key: &Zeroizing<[u8; 16]>, negate: bool, offset: usize) -> MaskStream {
+        let mut s = MaskStream::new(key, negate);
+        s.cipher.seek((offset as u64).saturating_mul(8));
+        s
     }
 }
 
@@ -82,6 +90,18 @@ mod tests {
         apply_masks(&mut acc, &mut [MaskStream::new(&key, false)]);
         assert_eq!(acc[0], u64::from_le_bytes(block[..8].try_into().unwrap()));
         assert_eq!(acc[1], u64::from_le_bytes(block[8..].try_into().unwrap()));
+    }
+
+    #[test]
+    fn seeking_matches_a_whole_pass() {
+        let key = Zeroizing::new([3u8; 16]);
+        let mut whole = vec![0u64; 5000];
+        apply_masks(&mut whole, &mut [MaskStream::new(&key, false)]);
+        let mut parts = vec![0u64; 5000];
+        let (a, b) = parts.split_at_mut(1234);
+        apply_masks(a, &mut [MaskStream::new_at(&key, false, 0)]);
+        apply_masks(b, &mut [MaskStream::new_at(&key, false, 1234)]);
+        assert_eq!(whole, parts);
     }
 
     #[test]

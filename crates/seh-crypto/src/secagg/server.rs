@@ -309,14 +309,25 @@ impl ServerRound4 {
         Ok(())
     }
 
+    /// Reconstruct the secrets and remove the masks in one call (see
+    /// [`ServerRound4::finish_plan`] for the checks and errors).
+    pub fn finish(self) -> Result<AggregateOutput, SecAggError> {
+        let mut plan = self.finish_plan()?;
+        let mut sum = std::mem::take(&mut plan.sum);
+        plan.unmask_range(0, &mut sum);
+        Ok(AggregateOutput { sum, survivors: plan.survivors })
+    }
+
     /// Reconstruct the survivors' self-mask seeds and the dropped parties'
-    /// masking keys, remove the masks and return the sum.
+    /// masking keys; returns the masked sum and the mask keys, so the caller
+    /// may remove the masks from disjoint ranges in parallel
+    /// ([`UnmaskPlan::unmask_range`]).
     ///
     /// Each secret is rebuilt from the first `t` shares and checked against the
     /// dealer's commitment `C_0`; on mismatch every share is checked and the
     /// responder of a bad one is named ([`SecAggError::BadRevealedShare`]).
     /// Fewer than `t` shares for some secret: [`SecAggError::TooFewSurvivors`].
-    pub fn finish(self) -> Result<AggregateOutput, SecAggError> {
+    pub fn finish_plan(self) -> Result<UnmaskPlan, SecAggError> {
         let ServerRound4 { inner, survivors, dropped, responses, .. } = self;
         let params = &inner.params;
         let session = params.session();
@@ -355,12 +366,12 @@ impl ServerRound4 {
             Err(SecAggError::BadRevealedShare { responder: PartyId::COORDINATOR, owner })
         };
 
-        let mut streams = Vec::new();
+        let mut keys = Vec::new();
         for &u in &survivors {
             let (cb, _) =
                 inner.commitments.get(&u).ok_or(SecAggError::UnexpectedParty { party: u, reason: "no commitments" })?;
             let b = recover(u, b_of.get(&u), cb)?;
-            streams.push(MaskStream::new(&self_mask_key(&b, &session, u), true));
+            keys.push((self_mask_key(&b, &session, u), true));
         }
         for &v in &dropped {
             let (_, cs) =
@@ -378,11 +389,35 @@ impl ServerRound4 {
                     reason: "low-order X25519 public key",
                 })?;
                 // y_u holds +PRG(s_uv) if u < v, −PRG(s_uv) otherwise: undo it.
-                streams.push(MaskStream::new(&key, u < v));
+                keys.push((key, u < v));
             }
         }
-        let mut sum = inner.sum;
-        apply_masks(&mut sum, &mut streams);
-        Ok(AggregateOutput { sum, survivors })
+        Ok(UnmaskPlan { sum: inner.sum, keys, survivors })
+    }
+}
+
+/// The masked sum and the keys of the masks still in it (self masks of the
+/// survivors, pair masks with dropped parties). Holds mask keys: zeroized on drop.
+pub struct UnmaskPlan {
+    /// The masked sum; take it, then call [`UnmaskPlan::unmask_range`] on it.
+    pub sum: Vec<u64>,
+    keys: Vec<(zeroize::Zeroizing<[u8; 16]>, bool)>,
+    /// The parties whose inputs are in the sum.
+    pub survivors: Vec<PartyId>,
+}
+
+impl std::fmt::Debug for UnmaskPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnmaskPlan").field("streams", &self.keys.len()).field("survivors", &self.survivors).finish()
+    }
+}
+
+impl UnmaskPlan {
+    /// Remove the masks from `chunk`, which holds words `offset..offset + chunk.len()`
+    /// of the sum. Disjoint chunks may be processed on different threads.
+    pub fn unmask_range(&self, offset: usize, chunk: &mut [u64]) {
+        let mut streams: Vec<MaskStream> =
+            self.keys.iter().map(|(k, neg)| MaskStream::new_at(k, *neg, offset)).collect();
+        apply_masks(chunk, &mut streams);
     }
 }

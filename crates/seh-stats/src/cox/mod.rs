@@ -23,6 +23,7 @@
 //! * [`exact`]: the exact partial likelihood (`ties = "exact"`).
 //! * [`synth`]: a deterministic synthetic data generator for benchmarks.
 
+pub mod assemble;
 pub mod basehaz;
 pub mod data;
 pub mod driver;
@@ -31,9 +32,12 @@ pub mod fit;
 pub mod kernel;
 pub mod prepared;
 pub mod robust;
+pub(crate) mod sort;
 pub mod synth;
 pub mod tt;
 
+#[cfg(test)]
+mod perf_probe;
 #[cfg(test)]
 mod tests;
 

@@ -6,6 +6,7 @@
 //! from the risk set with two pointers (as R's `agfit4`).
 
 use super::data::CoxData;
+use super::sort::{order_key, radix_sort};
 use super::CoxError;
 
 /// How covariates are centred and scaled before the kernel sees them.
@@ -126,9 +127,18 @@ impl PreparedCox {
         let w = |i: usize| data.weights.as_ref().map_or(1.0, |w| w[i]);
         let counting = start.is_some();
 
-        // Sort all rows by (stratum, stop descending, original row).
-        let mut keyed: Vec<(u32, f64, u32)> = (0..n).map(|i| (data.stratum_of(i) as u32, stop[i], i as u32)).collect();
-        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)));
+        // Sort all rows by (stratum, stop descending, original row): stable radix
+        // sorts by the minor key first, then by the stratum.
+        let mut by_stop: Vec<(u64, usize)> = (0..n).map(|i| (!order_key(stop[i]), i)).collect();
+        radix_sort(&mut by_stop);
+        if data.strata.is_some() {
+            for e in by_stop.iter_mut() {
+                e.0 = data.stratum_of(e.1) as u64;
+            }
+            radix_sort(&mut by_stop);
+        }
+        let keyed: Vec<(u32, f64, usize)> =
+            by_stop.into_iter().map(|(_, i)| (data.stratum_of(i) as u32, stop[i], i)).collect();
 
         // Event-time grid per stratum, ascending.
         let grid: Vec<Vec<f64>> = match &opts.grid {
@@ -157,7 +167,7 @@ impl PreparedCox {
                 let mut g = vec![Vec::new(); n_strata];
                 for &(s, t, i) in &keyed {
                     let times: &mut Vec<f64> = &mut g[s as usize];
-                    if data.event[i as usize] == 1.0 && times.last() != Some(&t) {
+                    if data.event[i] == 1.0 && times.last() != Some(&t) {
                         times.push(t);
                     }
                 }
@@ -170,7 +180,7 @@ impl PreparedCox {
         let order: Vec<usize> = match &start {
             Some(st) => keyed
                 .iter()
-                .map(|k| k.2 as usize)
+                .map(|k| k.2)
                 .filter(|&i| {
                     let g = &grid[data.stratum_of(i)];
                     // first grid time > start; it must be <= stop
@@ -178,7 +188,7 @@ impl PreparedCox {
                     k < g.len() && g[k] <= stop[i]
                 })
                 .collect(),
-            None => keyed.iter().map(|k| k.2 as usize).collect(),
+            None => keyed.iter().map(|k| k.2).collect(),
         };
         drop(keyed);
 
@@ -215,11 +225,14 @@ impl PreparedCox {
             blocks.push(StratumBlock { lo, hi: pos, grid_desc });
         }
         let start_order = if counting {
-            let mut so: Vec<(f64, u32)> = (0..m).map(|k| (s_start[k], k as u32)).collect();
+            // Within each stratum block: start descending, then sorted position.
+            let mut so: Vec<u32> = Vec::with_capacity(m);
             for b in &blocks {
-                so[b.lo..b.hi].sort_unstable_by(|a, c| c.0.total_cmp(&a.0).then(a.1.cmp(&c.1)));
+                let mut block: Vec<(u64, usize)> = (b.lo..b.hi).map(|k| (!order_key(s_start[k]), k)).collect();
+                radix_sort(&mut block);
+                so.extend(block.into_iter().map(|(_, k)| k as u32));
             }
-            so.into_iter().map(|(_, k)| k).collect()
+            so
         } else {
             Vec::new()
         };

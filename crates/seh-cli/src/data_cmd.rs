@@ -1,0 +1,261 @@
+//! `seh data …`: the site data commands (import, cohort, synth, tables).
+//!
+//! The site secret (32 bytes, hex) pseudonymises patient ids; it lives beside
+//! the store (`STORE.secret`, mode 0600) unless `--secret` names another file,
+//! and is created on first import. Keep it out of backups shared with others.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use seh_crypto::pseudonym::SiteSecret;
+use seh_data::cohort::{self, CohortDef};
+use seh_data::source::ClinicalSource;
+use seh_data::Store;
+
+/// `seh data` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Import a numeric CSV table, a FHIR R4 NDJSON export directory or an opt-out list into a site store.
+    Import(ImportArgs),
+    /// Build a cohort (counting-process rows) from a definition file.
+    Cohort(CohortArgs),
+    /// Write a deterministic synthetic FHIR export per site.
+    Synth(SynthArgs),
+    /// List the analysis tables and record counts of a store.
+    Tables(StoreArgs),
+}
+
+/// The store and its secret.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// The site's SQLite store (created if missing).
+    #[arg(long)]
+    store: PathBuf,
+    /// Site secret file (hex, 32 bytes); default: STORE.secret next to the store.
+    #[arg(long)]
+    secret: Option<PathBuf>,
+}
+
+/// `seh data import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// A numeric CSV file (header row; empty/NA = missing) to store as --table.
+    #[arg(long, requires = "table", conflicts_with_all = ["fhir", "opt_out"])]
+    csv: Option<PathBuf>,
+    /// Name of the table for --csv.
+    #[arg(long)]
+    table: Option<String>,
+    /// A directory of FHIR R4 bulk-export NDJSON files (Patient.ndjson, Condition.ndjson, ...).
+    #[arg(long, conflicts_with = "opt_out")]
+    fhir: Option<PathBuf>,
+    /// An opt-out list: CSV with header `patient,purpose,date`.
+    #[arg(long)]
+    opt_out: Option<PathBuf>,
+}
+
+/// `seh data cohort`.
+#[derive(Debug, Args)]
+pub struct CohortArgs {
+    /// The site's SQLite store (or use --pg).
+    #[arg(long, required_unless_present = "pg")]
+    store: Option<PathBuf>,
+    /// Site secret file; default: STORE.secret (required with --pg).
+    #[arg(long)]
+    secret: Option<PathBuf>,
+    /// Read from a PostgreSQL OMOP CDM database instead (postgresql://user@host:port/db).
+    #[arg(long, conflicts_with = "store", requires = "secret")]
+    pg: Option<String>,
+    /// Schema of the OMOP tables (with --pg).
+    #[arg(long, default_value = "public")]
+    pg_schema: String,
+    /// The cohort definition (TOML).
+    #[arg(long)]
+    def: PathBuf,
+    /// Also write the table as CSV here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Store the table in the store under this name (default: the definition's name, `-` for none).
+    #[arg(long)]
+    table: Option<String>,
+}
+
+/// `seh data synth`.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Patients over all sites.
+    #[arg(long)]
+    patients: usize,
+    /// Number of sites.
+    #[arg(long, default_value_t = 1)]
+    sites: usize,
+    /// Output directory (site1/, site2/, ... are created in it).
+    #[arg(long)]
+    out: PathBuf,
+    /// RNG seed (equal arguments give identical files).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Also write flat CSV files of the generated records (for independent checks).
+    #[arg(long)]
+    flat: bool,
+}
+
+fn secret_path(store: &Path, secret: &Option<PathBuf>) -> PathBuf {
+    secret.clone().unwrap_or_else(|| {
+        let mut s = store.as_os_str().to_owned();
+        s.push(".secret");
+        PathBuf::from(s)
+    })
+}
+
+fn load_secret(path: &Path, create: bool) -> Result<SiteSecret> {
+    if !path.exists() {
+        if !create {
+            bail!("{}: no site secret (import data first or pass --secret)", path.display());
+        }
+        let mut secret_bytes = zeroize::Zeroizing::new([0u8; 32]);
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret_bytes[..]);
+        let hex: String = secret_bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(path).with_context(|| format!("{}: cannot create the site secret", path.display()))?;
+        f.write_all(hex.as_bytes()).with_context(|| format!("{}: cannot write", path.display()))?;
+        eprintln!("created site secret {} (keep it private; the store cannot be re-keyed)", path.display());
+        return SiteSecret::from_bytes(&secret_bytes[..]).map_err(anyhow::Error::from);
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("{}: cannot read the site secret", path.display()))?;
+    let text = text.trim();
+    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("{}: a site secret is 64 hex digits", path.display());
+    }
+    let bytes: zeroize::Zeroizing<Vec<u8>> = zeroize::Zeroizing::new(
+        (0..32).map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap_or(0)).collect(),
+    );
+    SiteSecret::from_bytes(&bytes).map_err(anyhow::Error::from)
+}
+
+/// Peak resident memory of this process (`VmHWM`), if the platform reports it.
+fn peak_memory() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.trim_start_matches("VmHWM:").trim().to_string())
+}
+
+/// Runs `seh data …`.
+pub fn run(cmd: DataCommand) -> Result<()> {
+    match cmd {
+        DataCommand::Import(a) => import(a),
+        DataCommand::Cohort(a) => cohort_cmd(a),
+        DataCommand::Synth(a) => synth(a),
+        DataCommand::Tables(a) => tables(a),
+    }
+}
+
+fn open_store(a: &StoreArgs, create: bool) -> Result<Store> {
+    let secret = load_secret(&secret_path(&a.store, &a.secret), create)?;
+    Ok(Store::open(&a.store, secret)?)
+}
+
+fn import(a: ImportArgs) -> Result<()> {
+    let mut store = open_store(&a.store, true)?;
+    let start = Instant::now();
+    if let Some(csv) = &a.csv {
+        let table = a.table.as_deref().unwrap_or_default();
+        let info = store.import_csv(csv, table)?;
+        println!(
+            "table `{}`: {} rows, {} columns ({})",
+            info.name,
+            info.nrows,
+            info.columns.len(),
+            info.columns.join(", ")
+        );
+    } else if let Some(dir) = &a.fhir {
+        let s = store.import_fhir_dir(dir)?;
+        let secs = start.elapsed().as_secs_f64();
+        for (ty, c) in &s.by_type {
+            println!(
+                "{ty:<20} inserted {:>9}  replaced {:>7}  unchanged {:>9}  stale {:>5}",
+                c.inserted, c.replaced, c.unchanged, c.stale
+            );
+        }
+        for f in &s.skipped_files {
+            println!("skipped {} (resource type not imported)", f.display());
+        }
+        println!(
+            "{} resources from {} files in {secs:.2} s ({:.0} resources/s); peak memory (VmHWM) {}",
+            s.resources,
+            s.files.len(),
+            s.resources as f64 / secs.max(1e-9),
+            peak_memory().unwrap_or_else(|| "n/a".into())
+        );
+    } else if let Some(list) = &a.opt_out {
+        let n = store.import_opt_outs(list)?;
+        println!("opt-out list: {n} entries");
+    } else {
+        bail!("nothing to import: give --csv FILE --table NAME, --fhir DIR or --opt-out FILE");
+    }
+    Ok(())
+}
+
+fn cohort_cmd(a: CohortArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&a.def).with_context(|| format!("{}: cannot read", a.def.display()))?;
+    let def = CohortDef::from_toml(&text, &a.def.display().to_string())?;
+    let (built, store) = if let Some(url) = &a.pg {
+        let secret_file = a.secret.as_ref().context("--pg needs --secret")?;
+        let mut src = seh_data::pg::OmopSource::connect(url, &a.pg_schema, load_secret(secret_file, false)?)?;
+        (cohort::build(&def, &mut src as &mut dyn ClinicalSource)?, None)
+    } else {
+        let path = a.store.clone().context("--store or --pg is required")?;
+        let sa = StoreArgs { store: path, secret: a.secret.clone() };
+        if !sa.store.exists() {
+            bail!("{}: no such store (import data first)", sa.store.display());
+        }
+        let mut store = open_store(&sa, false)?;
+        (cohort::build(&def, &mut store as &mut dyn ClinicalSource)?, Some(store))
+    };
+    println!("cohort `{}`: {}", def.name, built.report);
+    if let Some(out) = &a.out {
+        seh_data::csv::write_csv(&built.frame, out)?;
+        println!("wrote {}", out.display());
+    }
+    let table = a.table.clone().unwrap_or_else(|| def.name.replace('-', "_"));
+    if let (Some(mut store), true) = (store, table != "-") {
+        let info = store.write_table(&table, &built.frame, &format!("cohort:{}", a.def.display()))?;
+        println!("stored table `{}` ({} rows)", info.name, info.nrows);
+    }
+    Ok(())
+}
+
+fn synth(a: SynthArgs) -> Result<()> {
+    if a.patients == 0 || a.sites == 0 || a.sites > a.patients {
+        bail!("need --patients >= --sites >= 1");
+    }
+    let params = seh_data::synth::SynthParams { patients: a.patients, sites: a.sites, seed: a.seed, flat: a.flat };
+    for s in seh_data::synth::generate(&params, &a.out)? {
+        println!("{}: {} patients, {} resources", s.dir.display(), s.patients, s.resources);
+    }
+    Ok(())
+}
+
+fn tables(a: StoreArgs) -> Result<()> {
+    if !a.store.exists() {
+        bail!("{}: no such store", a.store.display());
+    }
+    let store = open_store(&a, false)?;
+    for (t, n) in store.counts()? {
+        println!("{t:<22} {n:>10}");
+    }
+    for t in store.tables()? {
+        println!("table {:<16} {:>8} rows  {} ({})", t.name, t.nrows, t.columns.join(", "), t.source);
+    }
+    Ok(())
+}

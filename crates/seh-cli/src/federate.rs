@@ -1,0 +1,316 @@
+//! `seh federate <analysis> …`: a whole federation on this machine — a coordinator and one node
+//! per site as separate OS processes on 127.0.0.1 (OS-assigned ports), real mTLS and SecAgg+ —
+//! runs one study and prints the verified result with federation metadata. All keys, configs,
+//! state, logs and audit files stay in `--workdir` (a fresh temporary directory otherwise).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use seh_protocol::hex;
+use seh_protocol::spec::Analysis;
+use seh_stats::DataFrame;
+
+use crate::coordinator_cmd::runtime;
+use crate::keys::{init, KeysInitArgs};
+use crate::study::{print_release, DescribeOpts, Format, Researcher};
+
+/// `seh federate …`.
+#[derive(Debug, Subcommand)]
+pub enum FederateCommand {
+    /// Secure descriptive statistics.
+    Describe(FederateArgs),
+}
+
+/// Data and federation flags shared by every `seh federate` analysis.
+#[derive(Debug, Args)]
+pub struct FederateArgs {
+    /// A site and its CSV file, `NAME=FILE.csv` (repeatable) …
+    #[arg(long = "site")]
+    pub sites: Vec<String>,
+    /// … or one CSV file …
+    #[arg(long, conflicts_with = "sites")]
+    pub data: Option<PathBuf>,
+    /// … split into sites by the values of this (numeric) column.
+    #[arg(long, requires = "data")]
+    pub split_by: Option<String>,
+    /// Analysis options.
+    #[command(flatten)]
+    pub describe: DescribeOpts,
+    /// Directory for keys, configs, state, logs and audit files (default: a new temp dir).
+    #[arg(long)]
+    pub workdir: Option<PathBuf>,
+    /// Minimum cell count of every site's policy.
+    #[arg(long, default_value_t = 5)]
+    pub min_cell_count: u64,
+    /// Seconds one protocol step waits for sites.
+    #[arg(long, default_value_t = 10.0)]
+    pub round_timeout: f64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Fault injection (tests): `SITE:N` makes that site's node exit after sending N messages.
+    #[arg(long, hide = true)]
+    pub debug_exit_site: Option<String>,
+    /// Fault injection (tests): the coordinator exits after persisting N checkpoints (once);
+    /// `seh federate` restarts it, and it resumes the study from SQLite.
+    #[arg(long, hide = true)]
+    pub debug_coordinator_exit_after: Option<u64>,
+}
+
+/// Kills and reaps a child process when dropped.
+#[derive(Debug)]
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn site_name(v: f64) -> String {
+    let t = format!("{v}").replace(['.', '-'], "x");
+    format!("site-{}", t.to_ascii_lowercase())
+}
+
+/// Writes one CSV per site under `dir`; returns (name, path) pairs.
+fn prepare_sites(a: &FederateArgs, dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+    std::fs::create_dir_all(dir)?;
+    if let (Some(data), Some(col)) = (&a.data, &a.split_by) {
+        let text = std::fs::read_to_string(data).with_context(|| format!("cannot read {}", data.display()))?;
+        let frame = DataFrame::from_csv_bytes(text.as_bytes(), &data.display().to_string())?;
+        let key = frame.column(col).with_context(|| format!("--split-by `{col}`"))?;
+        let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+        let header = lines.next().context("empty CSV")?;
+        let rows: Vec<&str> = lines.collect();
+        if rows.len() != frame.nrows() {
+            bail!("{}: cannot split a CSV whose records span lines", data.display());
+        }
+        let mut groups: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+        for (row, v) in rows.iter().zip(key) {
+            if v.is_nan() {
+                bail!("--split-by `{col}` has missing values");
+            }
+            groups.entry(site_name(*v)).or_default().push(row);
+        }
+        let mut out = Vec::new();
+        for (name, rows) in groups {
+            let path = dir.join(format!("{name}.csv"));
+            std::fs::write(&path, format!("{header}\n{}\n", rows.join("\n")))?;
+            out.push((name, path));
+        }
+        return Ok(out);
+    }
+    if a.sites.is_empty() {
+        bail!("give --site NAME=FILE.csv (repeatable) or --data FILE.csv --split-by COLUMN");
+    }
+    let mut out = Vec::new();
+    for s in &a.sites {
+        let (name, file) = s.split_once('=').with_context(|| format!("--site `{s}`: expected NAME=FILE.csv"))?;
+        let path = dir.join(format!("{name}.csv"));
+        std::fs::copy(file, &path).with_context(|| format!("--site `{s}`: cannot read {file}"))?;
+        out.push((name.to_owned(), path));
+    }
+    Ok(out)
+}
+
+fn toml_path(p: &Path) -> String {
+    format!("{:?}", p.display().to_string())
+}
+
+fn spawn(args: &[&str], log: &Path) -> Result<ChildGuard> {
+    let exe = std::env::current_exe()?;
+    let out = std::fs::File::create(log)?;
+    let err = out.try_clone()?;
+    let child = Command::new(exe).args(args).stdin(Stdio::null()).stdout(out).stderr(err).spawn()?;
+    Ok(ChildGuard(child))
+}
+
+/// Writes keys and configs for `sites` into `work`; returns the coordinator config path.
+pub fn write_federation(
+    work: &Path,
+    sites: &[(String, PathBuf)],
+    threshold: Option<u32>,
+    a: &FederateArgs,
+) -> Result<PathBuf> {
+    let keys = work.join("keys");
+    let names: Vec<String> = sites.iter().map(|(n, _)| n.clone()).collect();
+    init(&KeysInitArgs {
+        dir: keys.clone(),
+        sites: names,
+        researchers: vec!["researcher".into()],
+        coordinator: "coordinator".into(),
+        threshold: threshold.map(|t| t as u16),
+        name: "seh federate".into(),
+    })?;
+    for d in ["state", "logs", "config"] {
+        std::fs::create_dir_all(work.join(d))?;
+    }
+    let fed = keys.join("federation.json");
+    let ca = keys.join("ca.der");
+    let ready = work.join("state/coordinator.ready.json");
+    let coordinator = work.join("config/coordinator.toml");
+    std::fs::write(
+        &coordinator,
+        format!(
+            "federation = {}\nca = {}\nidentity = {}\nsite_listen = \"127.0.0.1:0\"\nresearcher_listen = \"127.0.0.1:0\"\n\
+             state_db = {}\naudit_log = {}\nready_file = {}\nround_timeout_secs = {}\nconnect_grace_secs = 30\n",
+            toml_path(&fed),
+            toml_path(&ca),
+            toml_path(&keys.join("coordinator")),
+            toml_path(&work.join("state/coordinator.sqlite")),
+            toml_path(&work.join("state/coordinator.audit.jsonl")),
+            toml_path(&ready),
+            a.round_timeout,
+        ),
+    )?;
+    if let Some(n) = a.debug_coordinator_exit_after {
+        // A separate config with the fault injected: the first coordinator process uses it,
+        // the restarted one the clean config.
+        let text = std::fs::read_to_string(&coordinator)?;
+        std::fs::write(
+            work.join("config/coordinator-faulty.toml"),
+            format!("{text}debug_exit_after_checkpoints = {n}\n"),
+        )?;
+    }
+    let exit_site = a.debug_exit_site.as_ref().and_then(|s| s.split_once(':'));
+    let researcher_key = crate::keys::load_identity(&keys.join("researcher"))?.key.verifying_key();
+    for (name, data) in sites {
+        std::fs::write(
+            work.join(format!("config/{name}.toml")),
+            format!(
+                "federation = {}\nca = {}\nidentity = {}\ncoordinator_ready_file = {}\ndata = {}\naudit_log = {}\n\
+                 state_file = {}\n\n[policy]\nallowed_researchers = [\"{}\"]\nallowed_analyses = [\"describe\"]\nmin_cell_count = {}\n",
+                toml_path(&fed),
+                toml_path(&ca),
+                toml_path(&keys.join(name)),
+                toml_path(&ready),
+                toml_path(data),
+                toml_path(&work.join(format!("state/{name}.audit.jsonl"))),
+                toml_path(&work.join(format!("state/{name}.reveals.json"))),
+                hex::encode(researcher_key.as_bytes()),
+                a.min_cell_count,
+            ),
+        )?;
+        if let Some((_, n)) = exit_site.filter(|(s, _)| s == name) {
+            let p = work.join(format!("config/{name}.toml"));
+            let text = std::fs::read_to_string(&p)?;
+            let text = text.replace("\n[policy]", &format!("debug_exit_after_messages = {n}\n\n[policy]"));
+            std::fs::write(p, text)?;
+        }
+    }
+    std::fs::write(
+        work.join("config/researcher.toml"),
+        format!(
+            "federation = {}\nca = {}\nidentity = {}\ncoordinator_ready_file = {}\n",
+            toml_path(&fed),
+            toml_path(&ca),
+            toml_path(&keys.join("researcher")),
+            toml_path(&ready)
+        ),
+    )?;
+    Ok(coordinator)
+}
+
+/// Starts the coordinator and waits (bounded) for its ready file.
+pub fn start_coordinator(work: &Path, log_name: &str, config_name: &str) -> Result<ChildGuard> {
+    let config = work.join("config").join(config_name);
+    let ready = work.join("state/coordinator.ready.json");
+    let _ = std::fs::remove_file(&ready);
+    let mut child =
+        spawn(&["coordinator", "--config", &config.display().to_string()], &work.join("logs").join(log_name))?;
+    let start = Instant::now();
+    while !ready.exists() {
+        if let Some(status) = child.0.try_wait()? {
+            bail!("coordinator exited ({status}); see {}", work.join("logs").join(log_name).display());
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!("coordinator did not start within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(child)
+}
+
+/// Starts the node of site `name`.
+pub fn start_node(work: &Path, name: &str) -> Result<ChildGuard> {
+    let config = work.join(format!("config/{name}.toml"));
+    spawn(&["node", "--config", &config.display().to_string()], &work.join(format!("logs/{name}.log")))
+}
+
+fn fresh_workdir() -> Result<PathBuf> {
+    let mut raw = [0u8; 6];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
+    let p = std::env::temp_dir().join(format!("seh-federate-{}", hex::encode(&raw)));
+    std::fs::create_dir_all(&p)?;
+    Ok(p)
+}
+
+/// Runs `seh federate …`.
+pub fn run(cmd: FederateCommand) -> Result<()> {
+    let FederateCommand::Describe(a) = cmd;
+    let analysis = Analysis::Describe(a.describe.spec()?);
+    let work = match &a.workdir {
+        Some(w) => {
+            std::fs::create_dir_all(w)?;
+            w.canonicalize()?
+        }
+        None => fresh_workdir()?,
+    };
+    if work.join("keys").exists() {
+        bail!("{} already holds a federation; give an empty --workdir", work.display());
+    }
+    let sites = prepare_sites(&a, &work.join("data"))?;
+    let threshold = a.describe.threshold;
+    write_federation(&work, &sites, threshold, &a)?;
+    let faulty = a.debug_coordinator_exit_after.is_some();
+    let mut coordinator = start_coordinator(
+        &work,
+        "coordinator.log",
+        if faulty { "coordinator-faulty.toml" } else { "coordinator.toml" },
+    )?;
+    let _nodes: Vec<ChildGuard> = sites.iter().map(|(n, _)| start_node(&work, n)).collect::<Result<_>>()?;
+    let researcher = Researcher::from_config(&work.join("config/researcher.toml"))?;
+    let names: Vec<String> = sites.iter().map(|(n, _)| n.clone()).collect();
+    let started = Instant::now();
+    let mut restarts = 0u32;
+    let (release, doc, status) = runtime()?.block_on(async {
+        let id = researcher.submit(analysis, names.clone(), threshold).await?;
+        let s = loop {
+            // Supervise the coordinator: a coordinator that died is restarted and resumes from SQLite.
+            if coordinator.0.try_wait()?.is_some() {
+                restarts += 1;
+                if restarts > 3 {
+                    bail!("the coordinator keeps exiting; see {}", work.join("logs").display());
+                }
+                eprintln!("seh federate: coordinator exited; restarting it (it resumes the study)");
+                coordinator = start_coordinator(&work, &format!("coordinator-{restarts}.log"), "coordinator.toml")?;
+            }
+            match researcher.status(&id).await {
+                Ok(s) if matches!(s.state.as_str(), "done" | "failed" | "refused") => break s,
+                _ if started.elapsed() > Duration::from_secs(300) => bail!("study {id} did not finish within 300 s"),
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        if s.state != "done" {
+            bail!("study {id} {}: {}", s.state, s.detail);
+        }
+        let (release, doc) = researcher.result(&id).await?;
+        Ok((release, doc, s))
+    })?;
+    let detail: serde_json::Value = serde_json::from_str(&status.detail).unwrap_or_default();
+    let meta = serde_json::json!({
+        "sites": names,
+        "rounds": status.round,
+        "coordinator_restarts": restarts,
+        "traffic": detail.get("traffic"),
+        "seconds": started.elapsed().as_secs_f64(),
+        "workdir": work.display().to_string(),
+    });
+    print_release(&release, &doc, Some(meta), a.format);
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! `seh node --config FILE.toml`: runs a site node (see `examples/node.toml`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use seh_net::{ClientTls, GrpcSiteConnector, NetError, NodeId, Session, SiteConnector};
+use seh_node::NodeConfig;
+use seh_protocol::policy::SitePolicy;
+use seh_stats::DataFrame;
+use serde::Deserialize;
+
+use crate::coordinator_cmd::{read_ready, read_toml, resolve, runtime};
+use crate::keys::{load_federation, load_frost_share, load_identity};
+
+/// Flags of `seh node`.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Configuration file (TOML).
+    #[arg(long)]
+    pub config: PathBuf,
+}
+
+/// A site node's TOML configuration. Relative paths are relative to the file's directory.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeToml {
+    /// `federation.json`.
+    pub federation: PathBuf,
+    /// The federation CA certificate.
+    pub ca: PathBuf,
+    /// This site's identity directory (name, identity.key, cert.der, frost.share).
+    pub identity: PathBuf,
+    /// Coordinator site-link address, or …
+    pub coordinator: Option<SocketAddr>,
+    /// … the coordinator's ready file, re-read on every (re)connect.
+    pub coordinator_ready_file: Option<PathBuf>,
+    /// The site's analysis table (CSV, numeric columns).
+    pub data: PathBuf,
+    /// Audit log.
+    pub audit_log: PathBuf,
+    /// Reveal-record state file.
+    pub state_file: PathBuf,
+    /// Policy.
+    pub policy: SitePolicy,
+    /// Fault injection for tests: exit after sending this many protocol messages.
+    pub debug_exit_after_messages: Option<u64>,
+}
+
+/// Dials the address currently in the coordinator's ready file.
+#[derive(Debug)]
+struct ReadyFileConnector {
+    path: PathBuf,
+    tls: ClientTls,
+    id: NodeId,
+    key: ed25519_dalek::VerifyingKey,
+}
+
+/// A fixed address or the ready file.
+#[derive(Debug)]
+enum Dial {
+    Fixed(GrpcSiteConnector),
+    ReadyFile(ReadyFileConnector),
+}
+
+impl SiteConnector for Dial {
+    async fn open(&self) -> Result<Session, NetError> {
+        match self {
+            Dial::Fixed(c) => c.open().await,
+            Dial::ReadyFile(r) => {
+                let (addr, _) = read_ready(&r.path).map_err(|e| NetError::Io {
+                    op: "read coordinator ready file",
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+                GrpcSiteConnector::new(addr, r.tls.clone(), r.id.clone(), r.key).open().await
+            }
+        }
+    }
+}
+
+fn load_data(path: &Path) -> Result<DataFrame> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(DataFrame::from_csv_bytes(&bytes, &path.display().to_string())?)
+}
+
+/// Runs `seh node`.
+pub fn run(args: NodeArgs) -> Result<()> {
+    let c: NodeToml = read_toml(&args.config)?;
+    let at = |p: &Path| resolve(&args.config, p);
+    let fed = Arc::new(load_federation(&at(&c.federation))?);
+    let ca = std::fs::read(at(&c.ca)).with_context(|| format!("{}", at(&c.ca).display()))?;
+    let id = load_identity(&at(&c.identity))?;
+    let share = load_frost_share(&at(&c.identity))?;
+    let coordinator = NodeId::parse(&fed.coordinator_name)?;
+    let tls = ClientTls::new(&ca, Some(&id.tls), &coordinator, Some(fed.coordinator_key))?;
+    let data = load_data(&at(&c.data))?;
+    let connector = match (&c.coordinator, &c.coordinator_ready_file) {
+        (Some(addr), None) => Dial::Fixed(GrpcSiteConnector::new(*addr, tls, coordinator, fed.coordinator_key)),
+        (None, Some(p)) => {
+            Dial::ReadyFile(ReadyFileConnector { path: at(p), tls, id: coordinator, key: fed.coordinator_key })
+        }
+        _ => anyhow::bail!("give exactly one of `coordinator` and `coordinator_ready_file`"),
+    };
+    let config = NodeConfig {
+        federation: fed.clone(),
+        name: id.name.clone(),
+        key: id.key.clone(),
+        frost_share: share.clone(),
+        policy: c.policy.clone(),
+        data: data.clone(),
+        connector,
+        audit_path: at(&c.audit_log),
+        state_path: at(&c.state_file),
+        exit_after_messages: c.debug_exit_after_messages,
+    };
+    runtime()?.block_on(seh_node::run(config))?;
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! Consent records for the policy layer (`seh-policy` decides; this module
+//! only reads what the store holds).
+//!
+//! Two sources: FHIR `Consent` resources (imported with the other resources)
+//! and the site's opt-out list (`seh data opt-out`). Patients appear as site
+//! pseudonyms, the same ones the cohort builder attaches to analysis rows
+//! ([`crate::cohort::Cohort::pseudonyms`]), so the policy layer can drop the
+//! rows of patients without consent before any computation.
+
+use std::path::Path;
+
+use rusqlite::params;
+use seh_crypto::pseudonym::SitePseudonym;
+use seh_fhir::{Code, ConsentStatus, FhirDate, Provision};
+
+use crate::error::{BackendError, DataError};
+use crate::store::Store;
+
+/// One imported FHIR `Consent`, as stored.
+#[derive(Clone, PartialEq)]
+pub struct ConsentRecord {
+    /// The patient.
+    pub patient: SitePseudonym,
+    /// `Consent.status`.
+    pub status: ConsentStatus,
+    /// `Consent.scope` codings (e.g. `research`).
+    pub scope: Vec<Code>,
+    /// `Consent.category` codings.
+    pub category: Vec<Code>,
+    /// `Consent.policyRule` codings (e.g. `OPTIN`, `OPTOUT`).
+    pub policy_rule: Vec<Code>,
+    /// `Consent.dateTime` (days since 1970-01-01).
+    pub date_day: Option<i64>,
+    /// The provision tree (rules and nested exceptions).
+    pub provision: Option<Provision>,
+}
+
+impl std::fmt::Debug for ConsentRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsentRecord")
+            .field("patient", &self.patient)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An entry of the site's opt-out list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OptOut {
+    /// The patient.
+    pub patient: SitePseudonym,
+    /// Purpose of use opted out of (a code such as `HRESCH`), or `*` for all purposes.
+    pub purpose: String,
+    /// Effective from (days since 1970-01-01), if recorded.
+    pub since_day: Option<i64>,
+}
+
+fn bad(context: &str, message: &str) -> DataError {
+    DataError::Backend(BackendError { context: context.to_string(), message: message.to_string() })
+}
+
+impl Store {
+    /// All stored FHIR consent records, ordered by patient pseudonym.
+    pub fn consent_records(&self) -> Result<Vec<ConsentRecord>, DataError> {
+        let mut st = self.conn().prepare(
+            "SELECT pid, status, scope, category, policy_rule, date_day, provision FROM consent ORDER BY pid, rid",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+                r.get::<_, Option<String>>(6)?,
+            ))
+        })?;
+        let ctx = "reading consent records";
+        let mut out = Vec::new();
+        for row in rows {
+            let (pid, status, scope, category, rule, date_day, provision) = row?;
+            let codes = |s: &str| serde_json::from_str::<Vec<Code>>(s).map_err(|_| bad(ctx, "corrupt code list"));
+            out.push(ConsentRecord {
+                patient: SitePseudonym(pid.try_into().map_err(|_| bad(ctx, "a key is not 32 bytes"))?),
+                status: ConsentStatus::parse(&status).ok_or_else(|| bad(ctx, "unknown status"))?,
+                scope: codes(&scope)?,
+                category: codes(&category)?,
+                policy_rule: codes(&rule)?,
+                date_day,
+                provision: provision
+                    .map(|p| serde_json::from_str(&p).map_err(|_| bad(ctx, "corrupt provision")))
+                    .transpose()?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The opt-out list, ordered by patient pseudonym and purpose.
+    pub fn opt_outs(&self) -> Result<Vec<OptOut>, DataError> {
+        let mut st = self.conn().prepare("SELECT pid, purpose, since_day FROM opt_out ORDER BY pid, purpose")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?, r.get(2)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (pid, purpose, since_day) = row?;
+            let pid = pid.try_into().map_err(|_| bad("reading opt-outs", "a key is not 32 bytes"))?;
+            out.push(OptOut { patient: SitePseudonym(pid), purpose, since_day });
+        }
+        Ok(out)
+    }
+
+    /// Imports an opt-out list: a CSV file with header `patient,purpose,date`
+    /// (`purpose` empty or `*` = all purposes; `date` empty or `YYYY-MM-DD`),
+    /// patient = FHIR `Patient.id` (pseudonymised on import). One
+    /// transaction; re-importing is idempotent. Returns the number of entries.
+    pub fn import_opt_outs(&mut self, path: &Path) -> Result<usize, DataError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| DataError::Io { path: path.to_path_buf(), message: e.to_string() })?;
+        let err = |line: usize, problem: &str| DataError::CsvFormat {
+            file: path.to_path_buf(),
+            line,
+            problem: problem.to_string(),
+        };
+        let mut lines = text.lines().enumerate();
+        match lines.next() {
+            Some((_, h)) if h.trim().trim_start_matches('\u{feff}') == "patient,purpose,date" => {}
+            _ => return Err(err(1, "the header must be `patient,purpose,date`")),
+        }
+        let mut entries = Vec::new();
+        for (i, line) in lines {
+            let ln = i + 1;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let f: Vec<&str> = line.split(',').map(str::trim).collect();
+            let [patient, purpose, date] = f.as_slice() else {
+                return Err(err(ln, "expected 3 fields (patient,purpose,date)"));
+            };
+            if !seh_fhir::is_fhir_id(patient) {
+                return Err(err(ln, "field `patient`: not a FHIR id"));
+            }
+            if purpose.contains(char::is_whitespace) {
+                return Err(err(ln, "field `purpose`: contains white space"));
+            }
+            let since = if date.is_empty() {
+                None
+            } else {
+                match FhirDate::parse(date) {
+                    Ok(d) if d.precision() == seh_fhir::date::Precision::Day => Some(d.day_number()),
+                    _ => return Err(err(ln, "field `date`: not a YYYY-MM-DD date")),
+                }
+            };
+            let purpose = if purpose.is_empty() { "*" } else { purpose };
+            entries.push((self.patient_pseudonym(patient), purpose.to_string(), since));
+        }
+        let n = entries.len();
+        let tx = self.conn_mut().transaction()?;
+        {
+            let mut st = tx.prepare("INSERT OR REPLACE INTO opt_out(pid, purpose, since_day) VALUES (?1, ?2, ?3)")?;
+            for (pid, purpose, since) in entries {
+                st.execute(params![&pid.0[..], purpose, since])?;
+            }
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,159 @@
+//! Numeric analysis tables in the store: CSV imports and materialised cohorts.
+//!
+//! A table `NAME` lives in the SQL table `tab_NAME` with one `REAL` column per
+//! data-frame column (NULL = missing) and a hidden row number that keeps the
+//! row order. `analysis_table` lists the tables with their column order.
+
+use std::path::Path;
+
+use rusqlite::params;
+use seh_stats::DataFrame;
+
+use super::Store;
+use crate::error::DataError;
+
+/// A table's catalogue entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableInfo {
+    /// Table name.
+    pub name: String,
+    /// Column names in order.
+    pub columns: Vec<String>,
+    /// Row count.
+    pub nrows: u64,
+    /// Where it came from (`csv:FILE`, `cohort:DEF`).
+    pub source: String,
+}
+
+/// Whether `name` is a valid table name: `[A-Za-z_][A-Za-z0-9_]{0,62}`.
+pub fn is_valid_table_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+fn quote(col: &str) -> String {
+    format!("\"{}\"", col.replace('"', "\"\""))
+}
+
+impl Store {
+    /// Imports a numeric CSV file (strict reader of `seh-stats`) as table
+    /// `name`, replacing any table of that name, in one transaction.
+    pub fn import_csv(&mut self, path: &Path, name: &str) -> Result<TableInfo, DataError> {
+        let bytes =
+            std::fs::read(path).map_err(|e| DataError::Io { path: path.to_path_buf(), message: e.to_string() })?;
+        let frame = DataFrame::from_csv_bytes(&bytes, &path.display().to_string())?;
+        self.write_table(name, &frame, &format!("csv:{}", path.display()))
+    }
+
+    /// Writes `frame` as table `name` (replacing it) in one transaction.
+    /// `source` is recorded in the catalogue.
+    pub fn write_table(&mut self, name: &str, frame: &DataFrame, source: &str) -> Result<TableInfo, DataError> {
+        if !is_valid_table_name(name) {
+            return Err(DataError::BadTableName { name: name.to_string() });
+        }
+        for (i, c) in frame.names().iter().enumerate() {
+            if c.len() > 128 || c.chars().any(char::is_control) {
+                return Err(DataError::BadColumnName { position: i + 1 });
+            }
+        }
+        let tx = self.conn.transaction()?;
+        let sql_name = format!("tab_{name}");
+        tx.execute_batch(&format!("DROP TABLE IF EXISTS {sql_name}"))?;
+        let cols: Vec<String> = frame.names().iter().map(|c| format!("{} REAL", quote(c))).collect();
+        let mut ddl = format!("CREATE TABLE {sql_name} (_row INTEGER PRIMARY KEY");
+        for c in &cols {
+            ddl.push_str(", ");
+            ddl.push_str(c);
+        }
+        ddl.push(')');
+        tx.execute_batch(&ddl)?;
+        let names: Vec<String> = frame.names().iter().map(|c| quote(c)).collect();
+        let placeholders: Vec<String> = (1..=names.len() + 1).map(|i| format!("?{i}")).collect();
+        let insert = format!(
+            "INSERT INTO {sql_name} (_row{}{}) VALUES ({})",
+            if names.is_empty() { "" } else { ", " },
+            names.join(", "),
+            placeholders.join(", ")
+        );
+        {
+            let columns: Vec<&[f64]> =
+                frame.names().iter().map(|n| frame.column(n)).collect::<Result<_, _>>().map_err(DataError::Csv)?;
+            let mut st = tx.prepare(&insert)?;
+            let mut values: Vec<Option<f64>> = vec![None; columns.len()];
+            for row in 0..frame.nrows() {
+                for (v, col) in values.iter_mut().zip(&columns) {
+                    let x = col.get(row).copied().unwrap_or(f64::NAN);
+                    *v = if x.is_nan() { None } else { Some(x) };
+                }
+                let mut p: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(values.len() + 1);
+                let row_id = row as i64;
+                p.push(&row_id);
+                for v in &values {
+                    p.push(v);
+                }
+                st.execute(p.as_slice())?;
+            }
+        }
+        let columns_json = serde_json::to_string(frame.names()).unwrap_or_else(|_| "[]".to_string());
+        tx.execute(
+            "INSERT OR REPLACE INTO analysis_table(name, columns, nrows, source) VALUES (?1, ?2, ?3, ?4)",
+            params![name, columns_json, frame.nrows() as i64, source],
+        )?;
+        tx.commit()?;
+        Ok(TableInfo {
+            name: name.to_string(),
+            columns: frame.names().to_vec(),
+            nrows: frame.nrows() as u64,
+            source: source.to_string(),
+        })
+    }
+
+    /// The catalogue of analysis tables, by name.
+    pub fn tables(&self) -> Result<Vec<TableInfo>, DataError> {
+        let mut st = self.conn.prepare("SELECT name, columns, nrows, source FROM analysis_table ORDER BY name")?;
+        let rows = st.query_map([], |r| {
+            let cols: String = r.get(1)?;
+            Ok(TableInfo {
+                name: r.get(0)?,
+                columns: serde_json::from_str(&cols).unwrap_or_default(),
+                nrows: r.get::<_, i64>(2)? as u64,
+                source: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Reads table `name` as a data frame (NULL → NaN), rows in stored order.
+    pub fn read_table(&self, name: &str) -> Result<DataFrame, DataError> {
+        let tables = self.tables()?;
+        let Some(info) = tables.iter().find(|t| t.name == name) else {
+            let available = tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ");
+            return Err(DataError::NoSuchTable { name: name.to_string(), available });
+        };
+        let cols: Vec<String> = info.columns.iter().map(|c| quote(c)).collect();
+        let sql = if cols.is_empty() {
+            format!("SELECT _row FROM tab_{name} ORDER BY _row")
+        } else {
+            format!("SELECT {} FROM tab_{name} ORDER BY _row", cols.join(", "))
+        };
+        let mut data: Vec<Vec<f64>> = vec![Vec::with_capacity(info.nrows as usize); info.columns.len()];
+        let mut st = self.conn.prepare(&sql)?;
+        let mut rows = st.query([])?;
+        let mut n = 0usize;
+        while let Some(r) = rows.next()? {
+            for (i, col) in data.iter_mut().enumerate() {
+                let v: Option<f64> = r.get(i)?;
+                col.push(v.unwrap_or(f64::NAN));
+            }
+            n += 1;
+        }
+        let mut frame = DataFrame::with_rows(n);
+        for (name, col) in info.columns.iter().zip(data) {
+            frame.push_column(name.clone(), col)?;
+        }
+        Ok(frame)
+    }
+}

@@ -1,0 +1,379 @@
+//! A site's policy (one TOML file per node; every key is documented in
+//! `examples/policy/site-policy.toml`), its strict parser and validator, and [`decide`].
+//!
+//! Floors: DataSHIELD's default disclosure settings (`nfilter.tab = 3`, `nfilter.subset = 3`,
+//! `nfilter.glm = 0.33`) are floors a site may only tighten; a looser value is an error naming
+//! the key and line.
+
+mod decide;
+mod file;
+
+use std::path::Path;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+pub use decide::{check_rows, decide, DpRequest, StudyRequest, TimeGridRequest};
+
+use crate::consent::{ConsentRegime, Purpose};
+use crate::error::PolicyError;
+
+/// DataSHIELD `nfilter.tab`: the smallest minimum cell count a site may configure.
+pub const FLOOR_MIN_CELL_COUNT: u64 = 3;
+/// The smallest minimum risk-set size a site may configure (DataSHIELD's `nfilter.tab`).
+pub const FLOOR_MIN_RISK_SET: u64 = 3;
+/// DataSHIELD `nfilter.subset`: the smallest minimum subset size a site may configure.
+pub const FLOOR_MIN_SUBSET_SIZE: u64 = 3;
+/// DataSHIELD `nfilter.glm`: the largest parameters-per-row ratio a site may configure.
+pub const CEILING_PARAMETERS_PER_ROW: f64 = 0.33;
+
+/// An analysis kind a study can request.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnalysisKind {
+    /// Counts, sums, histograms, contingency tables (`descriptive`).
+    Descriptive,
+    /// Kaplan–Meier (`km`).
+    Km,
+    /// Log-rank test (`logrank`).
+    Logrank,
+    /// Cox proportional hazards (`cox`).
+    Cox,
+    /// Generalized linear model (`glm`).
+    Glm,
+    /// Federated learning (`fl`).
+    Fl,
+    /// Vertical partitioning: PSI and cross-site products (`vertical`).
+    Vertical,
+}
+
+impl AnalysisKind {
+    /// All kinds, for documentation and error messages.
+    pub const ALL: [AnalysisKind; 7] = [
+        AnalysisKind::Descriptive,
+        AnalysisKind::Km,
+        AnalysisKind::Logrank,
+        AnalysisKind::Cox,
+        AnalysisKind::Glm,
+        AnalysisKind::Fl,
+        AnalysisKind::Vertical,
+    ];
+
+    /// The policy-file name (`descriptive`, `km`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            AnalysisKind::Descriptive => "descriptive",
+            AnalysisKind::Km => "km",
+            AnalysisKind::Logrank => "logrank",
+            AnalysisKind::Cox => "cox",
+            AnalysisKind::Glm => "glm",
+            AnalysisKind::Fl => "fl",
+            AnalysisKind::Vertical => "vertical",
+        }
+    }
+
+    /// Parses a policy-file name.
+    pub fn from_name(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == s)
+    }
+}
+
+/// A secure-aggregation back-end.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    /// Pairwise masking (SecAgg+), `secagg`.
+    Secagg,
+    /// Threshold homomorphic encryption, `he`.
+    He,
+}
+
+impl Aggregation {
+    /// The policy-file name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Aggregation::Secagg => "secagg",
+            Aggregation::He => "he",
+        }
+    }
+
+    /// Parses a policy-file name.
+    pub fn from_name(s: &str) -> Option<Self> {
+        [Aggregation::Secagg, Aggregation::He].into_iter().find(|k| k.name() == s)
+    }
+}
+
+/// A researcher the site serves.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Researcher {
+    /// A label for logs.
+    pub name: String,
+    /// The Ed25519 public key (a valid curve point).
+    pub key: [u8; 32],
+}
+
+/// Disclosure-control thresholds (each at least as strict as its DataSHIELD floor).
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub struct Disclosure {
+    /// Released counts in 1..min_cell_count are suppressed (≥ [`FLOOR_MIN_CELL_COUNT`]).
+    pub min_cell_count: u64,
+    /// Every released risk set has at least this many at risk (≥ [`FLOOR_MIN_RISK_SET`]).
+    pub min_risk_set: u64,
+    /// A site with fewer usable rows refuses (≥ [`FLOOR_MIN_SUBSET_SIZE`]).
+    pub min_subset_size: u64,
+    /// Model parameters ≤ this × n (in (0, [`CEILING_PARAMETERS_PER_ROW`]]).
+    pub max_parameters_per_row: f64,
+}
+
+/// Allowed time-grid coarseness.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub struct TimeGridPolicy {
+    /// Whether the exact union of event times may be used as a grid.
+    pub allow_event_times: bool,
+    /// Minimum spacing between consecutive grid points (analysis time unit), ≥ 0.
+    pub min_step: f64,
+}
+
+/// Differential-privacy settings; budgets are per researcher at this site.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub struct DpPolicy {
+    /// Every release for a study must be noised.
+    pub required: bool,
+    /// Total ε a researcher may spend at this site (sequential composition), > 0.
+    pub epsilon_total: f64,
+    /// Largest ε of a single query, in (0, epsilon_total].
+    pub epsilon_per_query: f64,
+    /// Total δ a researcher may spend, in [0, 1).
+    pub delta_total: f64,
+    /// Largest δ of a single query, in [0, delta_total].
+    pub delta_per_query: f64,
+}
+
+/// Consent settings.
+#[derive(Clone, PartialEq, Debug)]
+pub struct ConsentPolicy {
+    /// Opt-in or opt-out regime for patients without an applicable record.
+    pub regime: ConsentRegime,
+    /// Purposes of use (v3-ActReason) the site serves; a study purpose must be one of them or a
+    /// specialisation of one.
+    pub purposes: Vec<Purpose>,
+}
+
+/// A validated site policy. Only [`SitePolicy::from_toml_str`] and [`SitePolicy::load`] make one.
+#[derive(Clone, PartialEq, Debug)]
+pub struct SitePolicy {
+    researchers: Vec<Researcher>,
+    analyses: Vec<AnalysisKind>,
+    aggregation: Vec<Aggregation>,
+    disclosure: Disclosure,
+    time_grid: TimeGridPolicy,
+    dp: DpPolicy,
+    consent: ConsentPolicy,
+}
+
+/// Decodes an Ed25519 public key written as 64 hex digits or 44 characters of padded base64 and
+/// checks it is a valid curve point.
+pub fn parse_public_key(s: &str) -> Option<[u8; 32]> {
+    let s = s.trim();
+    let bytes: Vec<u8> = if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        (0..32).map(|i| s.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect::<Option<_>>()?
+    } else {
+        base64::engine::general_purpose::STANDARD.decode(s).ok()?
+    };
+    let key: [u8; 32] = bytes.try_into().ok()?;
+    ed25519_dalek::VerifyingKey::from_bytes(&key).ok()?;
+    Some(key)
+}
+
+struct Ctx<'a> {
+    text: &'a str,
+    source: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line<T>(&self, s: &Spanned<T>) -> usize {
+        file::line_col(self.text, s.span().start).0
+    }
+    fn invalid<T>(&self, s: &Spanned<T>, key: &str, reason: impl Into<String>) -> PolicyError {
+        PolicyError::Invalid {
+            source_name: self.source.to_owned(),
+            line: self.line(s),
+            key: key.to_owned(),
+            reason: reason.into(),
+        }
+    }
+    fn looser<T: ToString>(&self, s: &Spanned<T>, key: &str, floor: impl ToString) -> PolicyError {
+        PolicyError::LooserThanFloor {
+            source_name: self.source.to_owned(),
+            line: self.line(s),
+            key: key.to_owned(),
+            value: s.get_ref().to_string(),
+            floor: floor.to_string(),
+        }
+    }
+    fn count(&self, s: &Spanned<i64>, key: &str, floor: u64) -> Result<u64, PolicyError> {
+        let v = u64::try_from(*s.get_ref()).map_err(|_| self.invalid(s, key, "must be a non-negative integer"))?;
+        if v < floor {
+            return Err(self.looser(s, key, floor));
+        }
+        Ok(v)
+    }
+    fn real(&self, s: &Spanned<f64>, key: &str, lo: f64, hi: f64, what: &str) -> Result<f64, PolicyError> {
+        let v = *s.get_ref();
+        if !v.is_finite() || v < lo || v > hi {
+            return Err(self.invalid(s, key, format!("must be {what}")));
+        }
+        Ok(v)
+    }
+}
+
+impl SitePolicy {
+    /// Parses and validates a policy file's text. `source_name` labels errors (a path).
+    ///
+    /// Errors: TOML syntax or type errors, unknown keys and missing keys, invalid values, and
+    /// values looser than the DataSHIELD floors — each naming the key and (where it exists) line.
+    pub fn from_toml_str(text: &str, source_name: &str) -> Result<Self, PolicyError> {
+        let raw = file::parse(text, source_name)?;
+        let cx = Ctx { text, source: source_name };
+        if *raw.version.get_ref() != 1 {
+            return Err(cx.invalid(&raw.version, "version", "only version 1 is supported"));
+        }
+        let mut researchers: Vec<Researcher> = Vec::new();
+        for (i, r) in raw.researchers.iter().enumerate() {
+            let key_name = format!("researchers[{i}].key");
+            let key = parse_public_key(r.key.get_ref())
+                .ok_or_else(|| cx.invalid(&r.key, &key_name, "not an Ed25519 public key (64 hex digits or base64)"))?;
+            if researchers.iter().any(|x| x.key == key) {
+                return Err(cx.invalid(&r.key, &key_name, "duplicate researcher key"));
+            }
+            if r.name.get_ref().trim().is_empty() {
+                return Err(cx.invalid(&r.name, &format!("researchers[{i}].name"), "must not be empty"));
+            }
+            researchers.push(Researcher { name: r.name.get_ref().clone(), key });
+        }
+        let mut analyses = Vec::new();
+        for a in raw.analyses.allowed.get_ref() {
+            let k = AnalysisKind::from_name(a.get_ref()).ok_or_else(|| {
+                let known: Vec<_> = AnalysisKind::ALL.iter().map(|k| k.name()).collect();
+                cx.invalid(a, "analyses.allowed", format!("unknown analysis kind (known: {})", known.join(", ")))
+            })?;
+            if !analyses.contains(&k) {
+                analyses.push(k);
+            }
+        }
+        let mut aggregation = Vec::new();
+        for a in raw.aggregation.allowed.get_ref() {
+            let k = Aggregation::from_name(a.get_ref())
+                .ok_or_else(|| cx.invalid(a, "aggregation.allowed", "unknown back-end (known: secagg, he)"))?;
+            if !aggregation.contains(&k) {
+                aggregation.push(k);
+            }
+        }
+        let d = &raw.disclosure;
+        let ratio_key = "disclosure.max_parameters_per_row";
+        let ratio = cx.real(&d.max_parameters_per_row, ratio_key, 0.0, f64::INFINITY, "a positive number")?;
+        if ratio <= 0.0 {
+            return Err(cx.invalid(&d.max_parameters_per_row, ratio_key, "must be positive"));
+        }
+        if ratio > CEILING_PARAMETERS_PER_ROW {
+            return Err(cx.looser(&d.max_parameters_per_row, ratio_key, CEILING_PARAMETERS_PER_ROW));
+        }
+        let disclosure = Disclosure {
+            min_cell_count: cx.count(&d.min_cell_count, "disclosure.min_cell_count", FLOOR_MIN_CELL_COUNT)?,
+            min_risk_set: cx.count(&d.min_risk_set, "disclosure.min_risk_set", FLOOR_MIN_RISK_SET)?,
+            min_subset_size: cx.count(&d.min_subset_size, "disclosure.min_subset_size", FLOOR_MIN_SUBSET_SIZE)?,
+            max_parameters_per_row: ratio,
+        };
+        let time_grid = TimeGridPolicy {
+            allow_event_times: *raw.time_grid.allow_event_times.get_ref(),
+            min_step: cx.real(&raw.time_grid.min_step, "time_grid.min_step", 0.0, f64::MAX, "finite and ≥ 0")?,
+        };
+        let p = &raw.dp;
+        let epsilon_total = cx.real(&p.epsilon_total, "dp.epsilon_total", f64::MIN_POSITIVE, 1e6, "in (0, 1e6]")?;
+        let epsilon_per_query = cx.real(
+            &p.epsilon_per_query,
+            "dp.epsilon_per_query",
+            f64::MIN_POSITIVE,
+            epsilon_total,
+            "in (0, epsilon_total]",
+        )?;
+        let delta_total = cx.real(&p.delta_total, "dp.delta_total", 0.0, 0.5, "in [0, 0.5]")?;
+        let delta_per_query =
+            cx.real(&p.delta_per_query, "dp.delta_per_query", 0.0, delta_total, "in [0, delta_total]")?;
+        let dp = DpPolicy {
+            required: *p.required.get_ref(),
+            epsilon_total,
+            epsilon_per_query,
+            delta_total,
+            delta_per_query,
+        };
+        let regime = match raw.consent.regime.get_ref().as_str() {
+            "opt-in" => ConsentRegime::OptIn,
+            "opt-out" => ConsentRegime::OptOut,
+            _ => return Err(cx.invalid(&raw.consent.regime, "consent.regime", "must be \"opt-in\" or \"opt-out\"")),
+        };
+        let mut purposes = Vec::new();
+        for c in raw.consent.purposes.get_ref() {
+            let code = c.get_ref().trim();
+            if code.is_empty() || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(cx.invalid(c, "consent.purposes", "must be a v3-ActReason code such as HRESRCH"));
+            }
+            purposes.push(Purpose::act_reason(code));
+        }
+        if purposes.is_empty() {
+            return Err(cx.invalid(&raw.consent.purposes, "consent.purposes", "must list at least one purpose"));
+        }
+        Ok(Self {
+            researchers,
+            analyses,
+            aggregation,
+            disclosure,
+            time_grid,
+            dp,
+            consent: ConsentPolicy { regime, purposes },
+        })
+    }
+
+    /// Reads and validates the policy file at `path` (errors are labelled with the path). I/O
+    /// failures are reported as [`PolicyError::Syntax`] at line 1 with the I/O message.
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| PolicyError::Syntax {
+            source_name: name.clone(),
+            line: 1,
+            column: 1,
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::from_toml_str(&text, &name)
+    }
+
+    /// Researchers served.
+    pub fn researchers(&self) -> &[Researcher] {
+        &self.researchers
+    }
+    /// Analysis kinds served.
+    pub fn analyses(&self) -> &[AnalysisKind] {
+        &self.analyses
+    }
+    /// Aggregation back-ends allowed.
+    pub fn aggregation(&self) -> &[Aggregation] {
+        &self.aggregation
+    }
+    /// Disclosure thresholds.
+    pub fn disclosure(&self) -> &Disclosure {
+        &self.disclosure
+    }
+    /// Time-grid coarseness.
+    pub fn time_grid(&self) -> &TimeGridPolicy {
+        &self.time_grid
+    }
+    /// DP settings.
+    pub fn dp(&self) -> &DpPolicy {
+        &self.dp
+    }
+    /// Consent settings.
+    pub fn consent(&self) -> &ConsentPolicy {
+        &self.consent
+    }
+}

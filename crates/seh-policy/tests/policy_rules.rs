@@ -1,0 +1,222 @@
+//! Site policy: parsing, validation against the DataSHIELD floors, and one refusal per rule.
+
+use seh_policy::consent::Purpose;
+use seh_policy::error::PolicyError;
+use seh_policy::policy::{
+    check_rows, decide, Aggregation, AnalysisKind, DpRequest, SitePolicy, StudyRequest, TimeGridRequest,
+};
+use seh_policy::{Decision, Rule};
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policy/site-policy.toml");
+const MINIMAL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policy/minimal-site-policy.toml");
+const KEY_A: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+
+fn example() -> (SitePolicy, String) {
+    let text = std::fs::read_to_string(EXAMPLE).unwrap();
+    (SitePolicy::from_toml_str(&text, "site-policy.toml").unwrap(), text)
+}
+
+fn key_a() -> [u8; 32] {
+    seh_policy::policy::parse_public_key(KEY_A).unwrap()
+}
+
+fn request() -> StudyRequest {
+    StudyRequest {
+        researcher_key: key_a(),
+        analysis: AnalysisKind::Cox,
+        aggregation: Aggregation::Secagg,
+        purpose: Purpose::act_reason("HRESRCH"),
+        n_parameters: Some(4),
+        time_grid: Some(TimeGridRequest::Points(vec![0.0, 30.0, 90.0, 365.0])),
+        dp: Some(DpRequest { epsilon: 0.5, delta: 0.0 }),
+    }
+}
+
+fn refused_by(d: Decision) -> Rule {
+    match d {
+        Decision::Refuse { rule, reason } => {
+            assert!(!reason.is_empty());
+            rule
+        }
+        Decision::Accept => panic!("expected a refusal"),
+    }
+}
+
+/// `text` with the first line starting with `prefix` replaced by `line`.
+fn with_line(text: &str, prefix: &str, line: &str) -> String {
+    let mut done = false;
+    text.lines()
+        .map(|l| {
+            if !done && l.starts_with(prefix) {
+                done = true;
+                line.to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn line_of(text: &str, prefix: &str) -> usize {
+    text.lines().position(|l| l.starts_with(prefix)).unwrap() + 1
+}
+
+#[test]
+fn example_files_parse() {
+    let (p, _) = example();
+    assert_eq!(p.researchers().len(), 2);
+    assert_eq!(p.disclosure().min_cell_count, 5);
+    assert_eq!(p.disclosure().max_parameters_per_row, 0.2);
+    assert_eq!(p.analyses().len(), 5);
+    let m = SitePolicy::load(std::path::Path::new(MINIMAL)).unwrap();
+    assert_eq!(m.disclosure().min_cell_count, 3);
+}
+
+#[test]
+fn accepts_a_conforming_study() {
+    let (p, _) = example();
+    assert_eq!(decide(&p, &request()), Decision::Accept);
+    assert_eq!(check_rows(&p, &request(), 100), Decision::Accept);
+}
+
+#[test]
+fn each_rule_refuses_with_its_reason() {
+    let (p, _) = example();
+    let cases: Vec<(Rule, StudyRequest)> = vec![
+        (Rule::ResearcherNotAllowed, StudyRequest { researcher_key: [7u8; 32], ..request() }),
+        (Rule::AnalysisNotAllowed, StudyRequest { analysis: AnalysisKind::Fl, ..request() }),
+        (Rule::PurposeNotAllowed, StudyRequest { purpose: Purpose::act_reason("TREAT"), ..request() }),
+        (Rule::TimeGridTooFine, StudyRequest { time_grid: Some(TimeGridRequest::EventTimes), ..request() }),
+        (
+            Rule::TimeGridTooFine,
+            StudyRequest { time_grid: Some(TimeGridRequest::Points(vec![0.0, 10.0])), ..request() },
+        ),
+        (Rule::DpEpsilonPerQuery, StudyRequest { dp: Some(DpRequest { epsilon: 1.5, delta: 0.0 }), ..request() }),
+        (Rule::DpDeltaPerQuery, StudyRequest { dp: Some(DpRequest { epsilon: 0.5, delta: 1e-3 }), ..request() }),
+    ];
+    for (rule, req) in cases {
+        assert_eq!(refused_by(decide(&p, &req)), rule, "{req:?}");
+    }
+    // A specialisation of an allowed purpose is accepted.
+    assert!(decide(&p, &StudyRequest { purpose: Purpose::act_reason("CLINTRCH"), ..request() }).is_accept());
+
+    // Aggregation: the minimal policy allows only secagg.
+    let m = SitePolicy::load(std::path::Path::new(MINIMAL)).unwrap();
+    let req = StudyRequest { analysis: AnalysisKind::Descriptive, aggregation: Aggregation::He, ..request() };
+    assert_eq!(refused_by(decide(&m, &req)), Rule::AggregationNotAllowed);
+
+    // DP required.
+    let (_, text) = example();
+    let strict = SitePolicy::from_toml_str(&with_line(&text, "required =", "required = true"), "p").unwrap();
+    assert_eq!(refused_by(decide(&strict, &StudyRequest { dp: None, ..request() })), Rule::DpRequired);
+    assert!(decide(&p, &StudyRequest { dp: None, ..request() }).is_accept());
+
+    // Data-dependent rules: subset size (10) and model size (0.2 per row).
+    assert_eq!(refused_by(check_rows(&p, &request(), 9)), Rule::MinSubsetSize);
+    assert_eq!(refused_by(check_rows(&p, &StudyRequest { n_parameters: Some(5), ..request() }, 24)), Rule::ModelSize);
+    assert!(check_rows(&p, &StudyRequest { n_parameters: Some(5), ..request() }, 25).is_accept());
+}
+
+#[test]
+fn refusal_names_the_policy_key() {
+    assert_eq!(Rule::MinCellCount.key(), "disclosure.min_cell_count");
+    assert_eq!(Rule::ModelSize.key(), "disclosure.max_parameters_per_row");
+    let json = serde_json::to_value(Decision::Refuse { rule: Rule::DpBudgetExhausted, reason: "x".into() }).unwrap();
+    assert_eq!(json["rule"], "dp_budget_exhausted");
+}
+
+#[test]
+fn unknown_key_is_an_error_naming_key_and_line() {
+    let (_, text) = example();
+    let bad = with_line(&text, "min_risk_set =", "min_risk_sets = 5");
+    let line = line_of(&bad, "min_risk_sets");
+    match SitePolicy::from_toml_str(&bad, "p.toml") {
+        Err(PolicyError::UnknownKey { key, line: l, .. }) => {
+            assert_eq!(key, "min_risk_sets");
+            assert_eq!(l, line);
+        }
+        other => panic!("{other:?}"),
+    }
+    let top = format!("{text}\nfoo = 1\n");
+    assert!(matches!(SitePolicy::from_toml_str(&top, "p"), Err(PolicyError::UnknownKey { key, .. }) if key == "foo"));
+}
+
+#[test]
+fn missing_key_and_type_errors_are_located() {
+    let (_, text) = example();
+    let bad = with_line(&text, "min_step =", "");
+    assert!(
+        matches!(SitePolicy::from_toml_str(&bad, "p"), Err(PolicyError::MissingKey { key, .. }) if key == "min_step")
+    );
+    let bad = with_line(&text, "min_cell_count =", "min_cell_count = \"five\"");
+    let line = line_of(&bad, "min_cell_count");
+    match SitePolicy::from_toml_str(&bad, "p") {
+        Err(PolicyError::Syntax { line: l, .. }) => assert_eq!(l, line),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn looser_than_floor_is_an_error_naming_the_key() {
+    let (_, text) = example();
+    let cases = [
+        ("min_cell_count =", "min_cell_count = 2", "disclosure.min_cell_count"),
+        ("min_risk_set =", "min_risk_set = 1", "disclosure.min_risk_set"),
+        ("min_subset_size =", "min_subset_size = 2", "disclosure.min_subset_size"),
+        ("max_parameters_per_row =", "max_parameters_per_row = 0.5", "disclosure.max_parameters_per_row"),
+    ];
+    for (prefix, line, want) in cases {
+        let bad = with_line(&text, prefix, line);
+        let at = line_of(&bad, prefix);
+        match SitePolicy::from_toml_str(&bad, "p") {
+            Err(PolicyError::LooserThanFloor { key, line, .. }) => {
+                assert_eq!(key, want);
+                assert_eq!(line, at);
+            }
+            other => panic!("{want}: {other:?}"),
+        }
+    }
+    // At the floor is fine; stricter is fine.
+    for line in ["min_cell_count = 3", "min_cell_count = 10"] {
+        assert!(SitePolicy::from_toml_str(&with_line(&text, "min_cell_count =", line), "p").is_ok());
+    }
+    assert!(SitePolicy::from_toml_str(
+        &with_line(&text, "max_parameters_per_row =", "max_parameters_per_row = 0.33"),
+        "p"
+    )
+    .is_ok());
+}
+
+#[test]
+fn invalid_values_name_the_key() {
+    let (_, text) = example();
+    let cases = [
+        ("key = \"d75a", "key = \"00\"", "researchers[0].key"),
+        ("allowed = [\"descriptive\"", "allowed = [\"anova\"]", "analyses.allowed"),
+        ("allowed = [\"secagg\"", "allowed = [\"mpc\"]", "aggregation.allowed"),
+        ("epsilon_per_query =", "epsilon_per_query = 20.0", "dp.epsilon_per_query"),
+        ("delta_per_query =", "delta_per_query = 1e-3", "dp.delta_per_query"),
+        ("epsilon_total =", "epsilon_total = -1.0", "dp.epsilon_total"),
+        ("regime =", "regime = \"maybe\"", "consent.regime"),
+        ("purposes =", "purposes = []", "consent.purposes"),
+        ("min_step =", "min_step = -1.0", "time_grid.min_step"),
+        ("version =", "version = 2", "version"),
+    ];
+    for (prefix, line, want) in cases {
+        match SitePolicy::from_toml_str(&with_line(&text, prefix, line), "p") {
+            Err(PolicyError::Invalid { key, .. }) => assert_eq!(key, want),
+            other => panic!("{want}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn public_keys_accept_hex_and_base64_and_reject_garbage() {
+    use seh_policy::policy::parse_public_key;
+    let b64 = "PUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw=";
+    assert!(parse_public_key(b64).is_some());
+    assert!(parse_public_key(KEY_A).is_some());
+    assert!(parse_public_key(&KEY_A[..62]).is_none());
+    assert!(parse_public_key("not a key").is_none());
+}

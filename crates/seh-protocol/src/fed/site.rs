@@ -1,0 +1,196 @@
+//! The site's side: a site answers a [`Query`] over its own rows with a vector of words for the
+//! secure sum. The statistics come from the same `seh-stats` code a local `seh fit` uses.
+
+use seh_stats::formula::Formula;
+use seh_stats::glm::{Family, GlmData};
+use seh_stats::model::{ModelFrame, ModelKind, Response};
+use seh_stats::DataFrame;
+
+use super::{cox, stat_err, Enc, Query, RANGE_BUCKETS};
+use crate::error::ProtocolError;
+use crate::spec::Analysis;
+
+/// The model frame of an analysis's formula on this site's rows.
+pub fn frame(analysis: &Analysis, data: &DataFrame) -> Result<ModelFrame, ProtocolError> {
+    let (formula, kind) = match analysis {
+        Analysis::Cox(c) => (&c.formula, ModelKind::Cox),
+        Analysis::Km(k) => (&k.formula, ModelKind::KaplanMeier),
+        Analysis::Glm(g) => (&g.formula, ModelKind::Glm),
+        Analysis::Describe(_) => return Err(stat_err("model frame", "descriptive studies have no formula")),
+    };
+    let f = Formula::parse(formula).map_err(|e| stat_err("formula", e))?;
+    ModelFrame::build(data, &f, kind).map_err(|e| stat_err("model frame", e))
+}
+
+/// What a site tells the coordinator about its model frame when it accepts a study: group
+/// labels (Cox strata, KM groups) and design column names. No counts, no values.
+#[derive(Clone, PartialEq, Eq, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelInfo {
+    /// Group labels in this site's level order (empty: no groups).
+    pub levels: Vec<String>,
+    /// Design column names.
+    pub terms: Vec<String>,
+    /// Column 0 is the intercept.
+    pub intercept: bool,
+    /// The model has an offset.
+    pub has_offset: bool,
+    /// Counting-process `(start, stop]` rows.
+    pub counting: bool,
+}
+
+/// This site's [`ModelInfo`] (empty for descriptive studies).
+pub fn model_info(analysis: &Analysis, data: &DataFrame) -> Result<ModelInfo, ProtocolError> {
+    if matches!(analysis, Analysis::Describe(_)) {
+        return Ok(ModelInfo::default());
+    }
+    let f = frame(analysis, data)?;
+    Ok(ModelInfo {
+        levels: f.strata.as_ref().map(|g| g.labels.clone()).unwrap_or_default(),
+        terms: f.design.names.clone(),
+        intercept: f.design.intercept,
+        has_offset: f.offset.is_some(),
+        counting: f.surv().is_some_and(|s| s.start.is_some()),
+    })
+}
+
+/// The bucket of the time-range histogram: `⌈log₂ t⌉ + 64`, clamped; 0 for `t ≤ 0`.
+pub fn range_bucket(t: f64) -> usize {
+    if t <= 0.0 || !t.is_finite() {
+        return 0;
+    }
+    (t.log2().ceil() as i64 + 64).clamp(0, RANGE_BUCKETS as i64 - 1) as usize
+}
+
+/// Rows of a site for this query, encoded for the secure sum.
+///
+/// Errors: the formula does not fit this site's data, a value cannot be encoded, or the query
+/// does not belong to the analysis.
+pub fn answer(analysis: &Analysis, query: &Query, data: &DataFrame) -> Result<Vec<u64>, ProtocolError> {
+    let frame = frame(analysis, data)?;
+    let mut enc = Enc::default();
+    match query {
+        Query::Moments => moments(&frame, &mut enc)?,
+        Query::Histogram { resolution, bins, levels } => histogram(&frame, *resolution, *bins, levels, &mut enc)?,
+        Query::CoxStratified { centring, beta } => {
+            let Analysis::Cox(spec) = analysis else { return Err(wrong()) };
+            cox::site_stratified(spec, &frame, centring, beta, &mut enc)?
+        }
+        Query::CoxPooled { .. } => {
+            let Analysis::Cox(spec) = analysis else { return Err(wrong()) };
+            cox::site_pooled(spec, &frame, query, &mut enc)?
+        }
+        Query::Glm { point, cols } => {
+            let Analysis::Glm(spec) = analysis else { return Err(wrong()) };
+            glm(spec, &frame, point, cols, &mut enc)?
+        }
+    }
+    Ok(enc.words)
+}
+
+fn wrong() -> ProtocolError {
+    ProtocolError::invalid("query", "query", "does not belong to this study's analysis")
+}
+
+fn moments(frame: &ModelFrame, enc: &mut Enc) -> Result<(), ProtocolError> {
+    let n = frame.nrows();
+    let p = frame.design.ncols();
+    enc.count(n as u64);
+    let surv = frame.surv();
+    enc.count(surv.map_or(0, |s| s.event.iter().filter(|e| **e == 1.0).count() as u64));
+    for j in 0..p {
+        let col = frame.design.column(j);
+        enc.count(col.iter().filter(|v| !(**v == 0.0 || **v == 1.0 || **v == -1.0)).count() as u64);
+        enc.real(col.iter().sum(), "column sum")?;
+        enc.real(col.iter().map(|v| v * v).sum(), "column sum of squares")?;
+    }
+    let mut buckets = vec![0u64; RANGE_BUCKETS];
+    if let Some(s) = surv {
+        for &t in &s.stop {
+            buckets[range_bucket(t)] += 1;
+        }
+    }
+    enc.words.extend_from_slice(&buckets);
+    Ok(())
+}
+
+/// The fine bin of `t`: `round(t / resolution)`. Errors beyond `bins`.
+pub fn fine_bin(t: f64, resolution: f64, bins: u64) -> Result<u64, ProtocolError> {
+    let b = (t / resolution).round();
+    if !(b >= 0.0 && b <= bins as f64) {
+        return Err(stat_err("histogram", "a time lies outside the public time grid"));
+    }
+    Ok(b as u64)
+}
+
+/// Global level index of each row (0 when the formula has no groups).
+pub fn global_codes(frame: &ModelFrame, levels: &[String]) -> Result<Vec<usize>, ProtocolError> {
+    match &frame.strata {
+        None if levels.len() <= 1 => Ok(vec![0; frame.nrows()]),
+        None => Err(stat_err("groups", "the study has groups but this site's frame has none")),
+        Some(g) => {
+            let map: Vec<usize> = g
+                .labels
+                .iter()
+                .map(|l| levels.iter().position(|x| x == l))
+                .collect::<Option<_>>()
+                .ok_or_else(|| stat_err("groups", "a group of this site is not in the study's level list"))?;
+            Ok(g.codes.iter().map(|&c| map.get(c as usize).copied().unwrap_or(0)).collect())
+        }
+    }
+}
+
+fn histogram(
+    frame: &ModelFrame,
+    resolution: f64,
+    bins: u64,
+    levels: &[String],
+    enc: &mut Enc,
+) -> Result<(), ProtocolError> {
+    if !(resolution.is_finite() && resolution > 0.0) || bins > super::MAX_QUERY_BINS {
+        return Err(ProtocolError::invalid("query", "histogram", "bad resolution or too many bins"));
+    }
+    let s = frame.surv().ok_or_else(|| stat_err("histogram", "the model has no survival response"))?;
+    let nl = levels.len().max(1);
+    let width = bins as usize + 1;
+    let codes = global_codes(frame, levels)?;
+    let mut counts = vec![0u64; nl * 3 * width];
+    for i in 0..frame.nrows() {
+        let base = codes[i] * 3 * width;
+        let b = fine_bin(s.stop[i], resolution, bins)? as usize;
+        if s.event[i] == 1.0 {
+            counts[base + b] += 1;
+        } else {
+            counts[base + width + b] += 1;
+        }
+        if let Some(st) = &s.start {
+            counts[base + 2 * width + fine_bin(st[i], resolution, bins)? as usize] += 1;
+        }
+    }
+    enc.words.extend_from_slice(&counts);
+    Ok(())
+}
+
+fn glm(
+    spec: &super::GlmSpec,
+    frame: &ModelFrame,
+    point: &seh_stats::glm::IrlsPoint,
+    cols: &[usize],
+    enc: &mut Enc,
+) -> Result<(), ProtocolError> {
+    let Response::Numeric { y, .. } = &frame.response else {
+        return Err(stat_err("glm", "the model has no numeric response"));
+    };
+    let family = Family::parse(&spec.family).ok_or_else(|| stat_err("glm", "unknown family"))?;
+    let d = &frame.design;
+    let data =
+        GlmData::new(&d.values, d.ncols(), y, None, frame.offset.as_deref(), family).map_err(|e| stat_err("glm", e))?;
+    let pc = data.pieces(point, cols).map_err(|e| stat_err("glm", e))?;
+    enc.count(pc.k as u64);
+    enc.reals(&pc.xtwx, "XtWX")?;
+    enc.reals(&pc.xtwz, "XtWz")?;
+    for v in [pc.deviance, pc.aic_sum, pc.n_obs, pc.sum_w, pc.sum_wy, pc.n_boundary, pc.n_invalid] {
+        enc.real(v, "glm sums")?;
+    }
+    Ok(())
+}

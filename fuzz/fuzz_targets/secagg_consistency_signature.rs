@@ -1,0 +1,12 @@
+//! SecAgg+ `ConsistencySignature` payload decoder: anything that decodes re-encodes to the same bytes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use seh_crypto::secagg::{ConsistencySignature, SecAggMessage};
+use seh_crypto::wire::PartyId;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(msg) = ConsistencySignature::decode(data, PartyId(1)) {
+        assert_eq!(msg.encode(), data);
+    }
+});
