@@ -26,9 +26,7 @@ labs$value <- as.numeric(labs$value)
 
 first_onset <- function(code) {
   x <- cond[cond$code == code, ]
-  setNames(tapply(x$onset, x$id, min), NULL) -> v
-  names(v) <- names(tapply(x$onset, x$id, min))
-  v
+  tapply(x$onset, x$id, min)  # named by patient id
 }
 lookup <- function(v, ids) unname(v[ids])  # NA where absent
 
@@ -42,7 +40,7 @@ build <- function(index, outcome_code = NULL, max_days = NA) {
   p <- p[is.na(p$birth) | p$birth <= p$index, ]
   p <- p[!(p$deceased == 1 & is.na(p$death)), ]
   p <- p[is.na(p$death) | p$death > p$index, ]
-  admin <- pmin(end_day, ifelse(is.na(max_days), Inf, p$index + max_days))
+  admin <- pmin(end_day, if (is.na(max_days)) Inf else p$index + max_days)
   if (is.null(outcome_code)) {
     ev <- !is.na(p$death) & p$death <= admin
     exit <- ifelse(ev, p$death, admin)
@@ -56,6 +54,7 @@ build <- function(index, outcome_code = NULL, max_days = NA) {
   }
   p$futime <- exit - p$index
   p$status <- as.integer(ev)
+  stopifnot(!anyNA(p$futime))
   p <- p[p$futime > 0, ]
   p$age <- (p$index - p$birth) / 365.25
   p$male <- ifelse(p$gender == "male", 1, ifelse(p$gender == "female", 0, NA))

@@ -278,7 +278,11 @@ impl SecaggBench {
             }
             self.par_sites(&mut parties, |p| {
                 let key = &self.keys[&p.id];
-                for bytes in std::mem::take(&mut p.inbox) {
+                let inbox = std::mem::take(&mut p.inbox);
+                if round >= 2 && self.dropped.contains(&p.id) {
+                    return Ok(()); // gone: hears nothing more
+                }
+                for bytes in inbox {
                     let env = SignedEnvelope::open_vec(bytes, &self.roster)?;
                     p.guard.check(&env)?;
                     let Some(site) = p.site.as_mut() else { continue };

@@ -45,6 +45,8 @@ mod study;
 const BENCH_STUDY: &str = "bench-federation";
 /// Study id inside the SecAgg+ sessions.
 const BENCH_STUDY_ID: StudyId = StudyId(*b"seh-bench-fed-01");
+/// Names of the SecAgg+ steps, in order.
+const STEP_NAMES: [&str; 5] = ["0_advertise_keys", "1_share_keys", "2_masked_input", "3_consistency", "4_unmask"];
 /// Most seconds one protocol step may wait for the sites.
 const STEP_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -199,6 +201,9 @@ struct RoundStats {
     sent: BTreeMap<String, u64>,
     /// Payload bytes each site received.
     received: BTreeMap<String, u64>,
+    /// Seconds of each SecAgg+ step (adverts, key shares, masked inputs, consistency, unmasking),
+    /// from the coordinator's previous send to its closing of the step.
+    steps: Vec<f64>,
     sum: Vec<f64>,
 }
 
@@ -229,7 +234,13 @@ impl Harness {
 
     async fn round(&mut self, round: u32) -> Result<RoundStats> {
         let agg = self.setup.aggregation(round)?;
-        let mut stats = RoundStats { seconds: 0.0, sent: BTreeMap::new(), received: BTreeMap::new(), sum: Vec::new() };
+        let mut stats = RoundStats {
+            seconds: 0.0,
+            sent: BTreeMap::new(),
+            received: BTreeMap::new(),
+            steps: Vec::new(),
+            sum: Vec::new(),
+        };
         let started = Instant::now();
         let names: Vec<String> = self.sinks.keys().cloned().collect();
         for name in &names {
@@ -237,6 +248,7 @@ impl Harness {
         }
         let mut coord = agg.combine();
         let mut guard = SessionGuard::new(agg.params().session(), 8);
+        let mut step_start = Instant::now();
         loop {
             // Every site answers every step exactly once (no dropouts in this benchmark).
             for _ in 0..names.len() {
@@ -261,6 +273,8 @@ impl Harness {
                     }
                 });
             })?;
+            stats.steps.push(step_start.elapsed().as_secs_f64());
+            step_start = Instant::now();
             match outcome {
                 RoundOutcome::Done { sum, contributors } => {
                     ensure!(contributors.len() == names.len(), "only {} sites contributed", contributors.len());
@@ -427,6 +441,13 @@ fn run_secagg(a: &FederationBenchArgs, threshold: usize) -> Result<()> {
     let tolerance = a.sites as f64 * 2f64.powi(-30);
     ensure!(max_err <= tolerance, "secure sum differs from the plain sum by {max_err:e}");
     let warm: Vec<f64> = stats[1..].iter().map(|s| s.seconds).collect();
+    let step_medians: BTreeMap<&str, f64> = STEP_NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            (*name, median(&stats[1..].iter().filter_map(|s| s.steps.get(i).copied()).collect::<Vec<_>>()))
+        })
+        .collect();
     let per_site = |m: &BTreeMap<String, u64>| m.values().sum::<u64>() as f64 / a.sites as f64;
     let report = json!({
         "bench": "federation",
@@ -443,6 +464,7 @@ fn run_secagg(a: &FederationBenchArgs, threshold: usize) -> Result<()> {
         "max_round_seconds": warm.iter().copied().fold(0.0, f64::max),
         "payload_bytes_sent_per_site": per_site(&last.sent),
         "payload_bytes_received_per_site": per_site(&last.received),
+        "median_step_seconds": step_medians,
         "max_abs_error": max_err,
         "workdir": work.display().to_string(),
     });
@@ -461,6 +483,8 @@ fn run_secagg(a: &FederationBenchArgs, threshold: usize) -> Result<()> {
             per_site(&last.sent),
             per_site(&last.received),
         );
+        let steps: Vec<String> = step_medians.iter().map(|(k, v)| format!("{k} {v:.3} s")).collect();
+        println!("  median per step: {}", steps.join(", "));
     }
     Ok(())
 }

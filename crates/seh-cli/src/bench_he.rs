@@ -86,8 +86,7 @@ pub fn run(args: HeBenchArgs) -> anyhow::Result<()> {
     let frac_bits = FixedParams::max_frac_bits(1.0, n).context("no fixed-point scale fits")?.min(40);
     let fixed = FixedParams::new(frac_bits, 1.0, n)?;
     seh_crypto::he::check_fixed(&ctx, &fixed)?;
-    let inputs: Vec<Vec<f64>> =
-        (0..n).map(|_| (0..args.length).map(|_| rng.gen_range(-1.0..1.0)).collect()).collect();
+    let inputs: Vec<Vec<f64>> = (0..n).map(|_| (0..args.length).map(|_| rng.gen_range(-1.0..1.0)).collect()).collect();
     let exact: Vec<f64> = (0..args.length).map(|j| inputs.iter().map(|x| x[j]).sum()).collect();
     let decryptors: Vec<PartyId> = holders[..args.threshold].to_vec();
 

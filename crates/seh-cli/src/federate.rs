@@ -23,11 +23,28 @@ use crate::study::{print_release, DescribeOpts, Format, Researcher};
 pub enum FederateCommand {
     /// Secure descriptive statistics.
     Describe(FederateArgs),
+    /// Cox proportional hazards, pooled-exact or site-stratified (R `coxph`).
+    Cox(crate::federate_models::FedCoxArgs),
+    /// Kaplan-Meier curves and the log-rank test (R `survfit` + `survdiff`).
+    Km(crate::federate_models::FedKmArgs),
+    /// Generalised linear model by IRLS (R `glm`).
+    Glm(crate::federate_models::FedGlmArgs),
+}
+
+/// `seh federate describe` flags.
+#[derive(Debug, Args)]
+pub struct FederateArgs {
+    /// Data and federation flags.
+    #[command(flatten)]
+    pub common: FedCommon,
+    /// Analysis options.
+    #[command(flatten)]
+    pub describe: DescribeOpts,
 }
 
 /// Data and federation flags shared by every `seh federate` analysis.
 #[derive(Debug, Args)]
-pub struct FederateArgs {
+pub struct FedCommon {
     /// A site and its CSV file, `NAME=FILE.csv` (repeatable) …
     #[arg(long = "site")]
     pub sites: Vec<String>,
@@ -37,9 +54,6 @@ pub struct FederateArgs {
     /// … split into sites by the values of this (numeric) column.
     #[arg(long, requires = "data")]
     pub split_by: Option<String>,
-    /// Analysis options.
-    #[command(flatten)]
-    pub describe: DescribeOpts,
     /// Directory for keys, configs, state, logs and audit files (default: a new temp dir).
     #[arg(long)]
     pub workdir: Option<PathBuf>,
@@ -78,7 +92,7 @@ fn site_name(v: f64) -> String {
 }
 
 /// Writes one CSV per site under `dir`; returns (name, path) pairs.
-fn prepare_sites(a: &FederateArgs, dir: &Path) -> Result<Vec<(String, PathBuf)>> {
+pub fn prepare_sites(a: &FedCommon, dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     std::fs::create_dir_all(dir)?;
     if let (Some(data), Some(col)) = (&a.data, &a.split_by) {
         let text = std::fs::read_to_string(data).with_context(|| format!("cannot read {}", data.display()))?;
@@ -135,7 +149,8 @@ pub fn write_federation(
     work: &Path,
     sites: &[(String, PathBuf)],
     threshold: Option<u32>,
-    a: &FederateArgs,
+    a: &FedCommon,
+    policy_min: u64,
 ) -> Result<PathBuf> {
     let keys = work.join("keys");
     let names: Vec<String> = sites.iter().map(|(n, _)| n.clone()).collect();
@@ -184,7 +199,7 @@ pub fn write_federation(
             work.join(format!("config/{name}.toml")),
             format!(
                 "federation = {}\nca = {}\nidentity = {}\ncoordinator_ready_file = {}\ndata = {}\naudit_log = {}\n\
-                 state_file = {}\n\n[policy]\nallowed_researchers = [\"{}\"]\nallowed_analyses = [\"describe\"]\nmin_cell_count = {}\n",
+                 state_file = {}\n\n[policy]\nallowed_researchers = [\"{}\"]\nallowed_analyses = [\"describe\", \"cox\", \"km\", \"glm\"]\nmin_cell_count = {}\n",
                 toml_path(&fed),
                 toml_path(&ca),
                 toml_path(&keys.join(name)),
@@ -193,7 +208,7 @@ pub fn write_federation(
                 toml_path(&work.join(format!("state/{name}.audit.jsonl"))),
                 toml_path(&work.join(format!("state/{name}.reveals.json"))),
                 hex::encode(researcher_key.as_bytes()),
-                a.min_cell_count,
+                policy_min,
             ),
         )?;
         if let Some((_, n)) = exit_site.filter(|(s, _)| s == name) {
@@ -242,7 +257,7 @@ pub fn start_node(work: &Path, name: &str) -> Result<ChildGuard> {
     spawn(&["node", "--config", &config.display().to_string()], &work.join(format!("logs/{name}.log")))
 }
 
-fn fresh_workdir() -> Result<PathBuf> {
+pub fn fresh_workdir() -> Result<PathBuf> {
     let mut raw = [0u8; 6];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
     let p = std::env::temp_dir().join(format!("seh-federate-{}", hex::encode(&raw)));
@@ -250,10 +265,34 @@ fn fresh_workdir() -> Result<PathBuf> {
     Ok(p)
 }
 
+/// What one federated run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The verified signed release.
+    pub release: seh_protocol::release::SignedRelease,
+    /// Its document.
+    pub doc: seh_protocol::release::ReleaseDocument,
+    /// Federation metadata (sites, rounds, traffic, seconds, workdir).
+    pub meta: serde_json::Value,
+}
+
 /// Runs `seh federate …`.
 pub fn run(cmd: FederateCommand) -> Result<()> {
-    let FederateCommand::Describe(a) = cmd;
+    let a = match cmd {
+        FederateCommand::Describe(a) => a,
+        FederateCommand::Cox(c) => return crate::federate_models::run_cox(c),
+        FederateCommand::Km(k) => return crate::federate_models::run_km(k),
+        FederateCommand::Glm(g) => return crate::federate_models::run_glm(g),
+    };
     let analysis = Analysis::Describe(a.describe.spec()?);
+    let o = run_study(&a.common, analysis, a.describe.threshold, a.common.min_cell_count)?;
+    print_release(&o.release, &o.doc, Some(o.meta), a.common.format);
+    Ok(())
+}
+
+/// Sets up keys, configs, the coordinator and one node per site, runs one study and returns the
+/// verified release. `policy_min` is every site's minimum cell count / risk-set size.
+pub fn run_study(a: &FedCommon, analysis: Analysis, threshold: Option<u32>, policy_min: u64) -> Result<RunOutcome> {
     let work = match &a.workdir {
         Some(w) => {
             std::fs::create_dir_all(w)?;
@@ -264,9 +303,8 @@ pub fn run(cmd: FederateCommand) -> Result<()> {
     if work.join("keys").exists() {
         bail!("{} already holds a federation; give an empty --workdir", work.display());
     }
-    let sites = prepare_sites(&a, &work.join("data"))?;
-    let threshold = a.describe.threshold;
-    write_federation(&work, &sites, threshold, &a)?;
+    let sites = prepare_sites(a, &work.join("data"))?;
+    write_federation(&work, &sites, threshold, a, policy_min)?;
     let faulty = a.debug_coordinator_exit_after.is_some();
     let mut coordinator = start_coordinator(
         &work,
@@ -292,7 +330,7 @@ pub fn run(cmd: FederateCommand) -> Result<()> {
             }
             match researcher.status(&id).await {
                 Ok(s) if matches!(s.state.as_str(), "done" | "failed" | "refused") => break s,
-                _ if started.elapsed() > Duration::from_secs(300) => bail!("study {id} did not finish within 300 s"),
+                _ if started.elapsed() > Duration::from_secs(3600) => bail!("study {id} did not finish within 3600 s"),
                 _ => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         };
@@ -311,6 +349,5 @@ pub fn run(cmd: FederateCommand) -> Result<()> {
         "seconds": started.elapsed().as_secs_f64(),
         "workdir": work.display().to_string(),
     });
-    print_release(&release, &doc, Some(meta), a.format);
-    Ok(())
+    Ok(RunOutcome { release, doc, meta })
 }

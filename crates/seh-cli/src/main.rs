@@ -15,6 +15,7 @@ mod coordinator_cmd;
 mod data_cmd;
 mod demo;
 mod federate;
+mod federate_models;
 mod keys;
 mod node_cmd;
 mod study;

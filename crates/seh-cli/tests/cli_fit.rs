@@ -203,6 +203,6 @@ fn demo_runs_without_arguments() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("n= 172, number of events= 75"), "{text}");
-    assert!(text.contains("transplant -0.01025"), "{text}");
-    assert!(text.contains("federation runtime"), "{text}");
+    assert!(text.contains("-0.0102508     -0.0102508"), "{text}");
+    assert!(text.contains("largest relative difference federated vs pooled"), "{text}");
 }

@@ -342,7 +342,7 @@ pub enum SecAggError {
         recipient: PartyId,
     },
     /// A party is not known / not a neighbour / not expected at this point.
-    #[error("unexpected party {party}: {reason}")]
+    #[error("unexpected {party}: {reason}")]
     UnexpectedParty {
         /// The party.
         party: PartyId,
@@ -369,14 +369,14 @@ pub enum SecAggError {
     },
     /// The server asked a client to reveal both the self-mask share and the
     /// masking-key share of the same party (which would unmask that party's input).
-    #[error("server asked to reveal both secrets of party {party}; refusing")]
+    #[error("server asked to reveal both secrets of {party}; refusing")]
     UnsafeUnmaskRequest {
         /// The party whose two secrets were requested.
         party: PartyId,
     },
     /// The survivor set the server announced is inconsistent (a party missing
     /// from an earlier round, or signed sets disagree).
-    #[error("inconsistent survivor set: {reason} (party {party})")]
+    #[error("inconsistent survivor set: {reason} ({party})")]
     InconsistentSurvivors {
         /// Offending party.
         party: PartyId,
@@ -393,7 +393,7 @@ pub enum SecAggError {
         owner: PartyId,
     },
     /// Two parties' Diffie–Hellman public keys coincide (copy attack).
-    #[error("party {party} advertised a key identical to another party's")]
+    #[error("{party} advertised a key identical to another party's")]
     DuplicateKey {
         /// The party.
         party: PartyId,

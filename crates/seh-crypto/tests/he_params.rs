@@ -39,6 +39,10 @@ fn unsafe_or_broken_sets_are_refused() {
     assert!(HeParams::new(thin_flood).is_err());
     let fat_flood = ParameterSet { flood_bits: 124, ..BFV_8192 };
     assert!(HeParams::new(fat_flood).is_err());
-    let bad_t = ParameterSet { plaintext: 65537, ..BFV_8192 };
+    let bad_t = ParameterSet { plaintext: 65539, ..BFV_8192 };
     assert!(HeParams::new(bad_t).is_err());
+    let composite_t = ParameterSet { plaintext: 2 * 16384 + 1, ..BFV_8192 }; // 32769 = 3 · 10923
+    assert!(HeParams::new(composite_t).is_err());
+    // A small prime t is a valid (if narrow) set.
+    assert!(HeParams::new(ParameterSet { plaintext: 65537, ..BFV_8192 }).is_ok());
 }

@@ -17,7 +17,10 @@ fn session() -> SessionId {
 }
 
 fn subsets(n: usize, k: usize) -> Vec<Vec<usize>> {
-    (0u32..1 << n).filter(|m| m.count_ones() as usize == k).map(|m| (0..n).filter(|i| m >> i & 1 == 1).collect()).collect()
+    (0u32..1 << n)
+        .filter(|m| m.count_ones() as usize == k)
+        .map(|m| (0..n).filter(|i| m >> i & 1 == 1).collect())
+        .collect()
 }
 
 #[test]
@@ -42,9 +45,8 @@ fn every_t_subset_decrypts_and_t_minus_one_does_not() {
         }
     }
     let agg = agg.unwrap();
-    let expected: Vec<i64> = (0..len)
-        .map(|j| inputs.iter().map(|x| fixed.encode(&x[j..=j]).unwrap()[0] as i64).sum::<i64>())
-        .collect();
+    let expected: Vec<i64> =
+        (0..len).map(|j| inputs.iter().map(|x| fixed.encode(&x[j..=j]).unwrap()[0] as i64).sum::<i64>()).collect();
     for set in subsets(5, t) {
         let dec: Vec<PartyId> = set.iter().map(|&i| holders[i]).collect();
         let req = agg.decrypt_request(&dec);

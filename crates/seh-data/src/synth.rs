@@ -346,7 +346,7 @@ fn write_site(rng: &mut ChaCha8Rng, site: usize, n: usize, dir: &Path, flat: boo
             json!({"type": "permit", "purpose": research, "provision": [{"type": "deny",
                 "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "HMARKT"}]}]})
         };
-        let rule = if u >= 0.90 && u < 0.96 { "OPTOUT" } else { "OPTIN" };
+        let rule = if (0.90..0.96).contains(&u) { "OPTOUT" } else { "OPTIN" };
         let consent = json!({
             "resourceType": "Consent", "id": format!("{pid}-k0"), "status": "active",
             "scope": cc("http://terminology.hl7.org/CodeSystem/consentscope", "research", "Research"),

@@ -108,6 +108,8 @@ pub struct SiteMachine {
     data: DataFrame,
     studies: BTreeMap<String, SiteStudy>,
     revealed: BTreeMap<String, Vec<u32>>,
+    /// Per study, the model frame and prepared rows reused across rounds (at most 4 studies).
+    caches: BTreeMap<String, fed::site::SiteCache>,
 }
 
 impl std::fmt::Debug for SiteMachine {
@@ -160,6 +162,7 @@ impl SiteMachine {
             data,
             studies: BTreeMap::new(),
             revealed,
+            caches: BTreeMap::new(),
         })
     }
 
@@ -313,7 +316,11 @@ impl SiteMachine {
                             study_id,
                             json!({ "round": round, "what": "compute", "query": q.label() }),
                         ));
-                        Zeroizing::new(fed::site::answer(analysis, q, &self.data)?)
+                        if !self.caches.contains_key(study_id) && self.caches.len() >= 4 {
+                            self.caches.pop_first();
+                        }
+                        let cache = self.caches.entry(study_id.to_owned()).or_default();
+                        Zeroizing::new(fed::site::answer_cached(analysis, q, &self.data, cache)?)
                     }
                 };
                 let parties: Vec<PartyId> = start.parties.iter().map(|p| PartyId(*p)).collect();

@@ -45,14 +45,18 @@ pub struct DataFrame {
     names: Vec<String>,
     columns: Vec<Vec<f64>>,
     nrows: usize,
-    lines: LineMap,
+    lines: SourceLines,
 }
 
-/// Source line of each row, for error messages.
+/// Source line of each row of a [`DataFrame`], for error messages
+/// ([`SourceLines::line`]).
 ///
 /// Data read from a file without blank lines needs no table: row `i` is on
 /// line `first + i`. Every skipped blank line adds a jump, so the memory is
 /// proportional to the number of blank runs, not to the number of rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceLines(LineMap);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum LineMap {
     /// Row `i` is on line `first + i + extra`, where `extra` is the second
@@ -66,6 +70,20 @@ impl Default for LineMap {
     /// Row `i` on line `i + 2`: a header line, then the rows.
     fn default() -> Self {
         LineMap::Sparse { first: 2, jumps: Vec::new() }
+    }
+}
+
+impl SourceLines {
+    /// The 1-based source line of data row `row` (0-based); `row + 2` for frames
+    /// not read from a file.
+    pub fn line(&self, row: usize) -> usize {
+        self.0.line(row)
+    }
+}
+
+impl Default for SourceLines {
+    fn default() -> Self {
+        SourceLines(LineMap::default())
     }
 }
 
@@ -91,7 +109,7 @@ impl fmt::Debug for DataFrame {
 impl DataFrame {
     /// An empty frame with `nrows` rows and no columns.
     pub fn with_rows(nrows: usize) -> Self {
-        DataFrame { names: Vec::new(), columns: Vec::new(), nrows, lines: LineMap::default() }
+        DataFrame { names: Vec::new(), columns: Vec::new(), nrows, lines: SourceLines::default() }
     }
 
     /// The 1-based line of the source file that data row `row` (0-based) came
@@ -99,6 +117,11 @@ impl DataFrame {
     /// were skipped. Frames not read from a file use `row + 2` as well.
     pub fn source_line(&self, row: usize) -> usize {
         self.lines.line(row)
+    }
+
+    /// The source lines of all rows (see [`DataFrame::source_line`]).
+    pub fn source_lines(&self) -> &SourceLines {
+        &self.lines
     }
 
     /// Builds a frame from `(name, values)` pairs of equal length.
@@ -172,11 +195,7 @@ impl DataFrame {
     /// Keeps the rows whose index is in `rows` (in that order).
     /// Source lines follow the rows. Panics if an index is out of range.
     pub fn take_rows(&self, rows: &[usize]) -> DataFrame {
-        let lines = if self.lines == LineMap::default() {
-            LineMap::Dense(rows.iter().map(|&r| r + 2).collect())
-        } else {
-            LineMap::Dense(rows.iter().map(|&r| self.lines.line(r)).collect())
-        };
+        let lines = SourceLines(LineMap::Dense(rows.iter().map(|&r| self.lines.line(r)).collect()));
         DataFrame {
             names: self.names.clone(),
             columns: self.columns.iter().map(|c| rows.iter().map(|&r| c[r]).collect()).collect(),
@@ -222,12 +241,18 @@ impl DataFrame {
             body.len()
         };
         let (head, tail) = body.split_at(split);
+        // Rows expected, from the length of the first lines: reserving room for
+        // all of them in the first half's columns makes appending the second free.
+        let sample = &body[..body.len().min(1 << 16)];
+        let sample_lines = sample.iter().filter(|&&b| b == b'\n').count().max(1);
+        let per_line = sample.len().div_ceil(sample_lines).max(1);
+        let expect = |bytes: usize| (bytes / per_line) + (bytes / per_line) / 8 + 16;
         let (a, b) = if tail.is_empty() {
-            (parse_rows(head, p), Ok(Chunk::default()))
+            (parse_rows(head, p, expect(body.len())), Ok(Chunk::default()))
         } else {
             std::thread::scope(|s| {
-                let t = s.spawn(|| parse_rows(tail, p));
-                let a = parse_rows(head, p);
+                let t = s.spawn(|| parse_rows(tail, p, expect(tail.len())));
+                let a = parse_rows(head, p, expect(body.len()));
                 (a, t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             })
         };
@@ -259,7 +284,7 @@ impl DataFrame {
         if nrows == 0 {
             return Err(FrameError::NoRows { source_name: src() });
         }
-        Ok(DataFrame { names, columns, nrows, lines: LineMap::Sparse { first: first_line, jumps } })
+        Ok(DataFrame { names, columns, nrows, lines: SourceLines(LineMap::Sparse { first: first_line, jumps }) })
     }
 }
 
@@ -285,10 +310,9 @@ enum ChunkError {
     Ragged { line: usize, found: usize },
 }
 
-/// Parses the data lines in `bytes` (no header) into `p` columns.
-fn parse_rows(bytes: &[u8], p: usize) -> Result<Chunk, ChunkError> {
-    let guess = bytes.len() / (p * 4).max(1);
-    let mut columns: Vec<Vec<f64>> = (0..p).map(|_| Vec::with_capacity(guess)).collect();
+/// Parses the data lines in `bytes` (no header) into `p` columns with room for `capacity` rows.
+fn parse_rows(bytes: &[u8], p: usize, capacity: usize) -> Result<Chunk, ChunkError> {
+    let mut columns: Vec<Vec<f64>> = (0..p).map(|_| Vec::with_capacity(capacity)).collect();
     let mut chunk = Chunk::default();
     let mut pending_skip = false;
     let mut line_no = 0usize;

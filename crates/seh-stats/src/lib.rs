@@ -18,4 +18,4 @@ pub mod logrank;
 pub mod ttexpr;
 pub mod special;
 
-pub use frame::{DataFrame, FrameError};
+pub use frame::{DataFrame, FrameError, SourceLines};

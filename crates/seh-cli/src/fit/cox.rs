@@ -39,6 +39,25 @@ pub(crate) fn cox_data(frame: &seh_stats::model::ModelFrame) -> Option<CoxData> 
     })
 }
 
+/// The Cox input of a model frame, taking its vectors instead of copying them
+/// (the frame is consumed). `None` when the frame has no survival response.
+pub(crate) fn cox_data_owned(frame: seh_stats::model::ModelFrame) -> Option<CoxData> {
+    let seh_stats::model::ModelFrame { response, design, strata, cluster, offset, .. } = frame;
+    let seh_stats::model::Response::Surv(s) = response else { return None };
+    Some(CoxData {
+        p: design.ncols(),
+        start: s.start,
+        stop: s.stop,
+        event: s.event,
+        x: design.values,
+        strata: strata.map(|g| Strata { codes: g.codes, labels: g.labels }),
+        weights: None,
+        offset,
+        cluster,
+        terms: design.names,
+    })
+}
+
 /// Fits and renders.
 pub(super) fn run(ctx: &Ctx<'_>, ties: Ties, tt: Option<&TtExpr>) -> anyhow::Result<String> {
     let data = cox_data(ctx.frame).ok_or_else(|| anyhow::anyhow!("internal: a Cox frame without Surv()"))?;

@@ -58,9 +58,7 @@ impl CollectivePublicKey {
                 *s = ring.to_t(v);
             }
             let u = Zeroizing::new(ring.small_ntt(&ring.ternary(&mut r))?);
-            let e1 = Zeroizing::new(
-                fhe_util_cbd(n, variance, &mut r).map_err(|e| HeError::lib("error sampling", e))?,
-            );
+            let e1 = Zeroizing::new(fhe_util_cbd(n, variance, &mut r).map_err(|e| HeError::lib("error sampling", e))?);
             let mut c0 = &self.p0 * u.as_ref();
             c0 += &ring.embed_message(&slots, &e1)?;
             let mut c1 = &self.p1 * u.as_ref();
@@ -217,7 +215,7 @@ impl HeVector {
             return Err(HeError::Malformed { what, party, reason: "ciphertext count does not match the length" });
         }
         let noise_log2 = f64::from_bits(r.u64("noise")?);
-        if !(noise_log2.is_finite() && noise_log2 >= 0.0 && noise_log2 < 1024.0) {
+        if !(noise_log2.is_finite() && (0.0..1024.0).contains(&noise_log2)) {
             return Err(HeError::Malformed { what, party, reason: "noise bound out of range" });
         }
         if r.remaining() != count * 2 * poly_len(&ctx.ring) {

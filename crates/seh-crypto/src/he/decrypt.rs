@@ -220,7 +220,11 @@ impl ThresholdKeyShare {
 
     /// This holder's flooded share for `req` (decryption, or key switch when
     /// the request names a target). Counts one use per ciphertext.
-    pub fn share<R: RngCore + CryptoRng>(&mut self, req: &ShareRequest, rng: &mut R) -> Result<DecryptionShare, HeError> {
+    pub fn share<R: RngCore + CryptoRng>(
+        &mut self,
+        req: &ShareRequest,
+        rng: &mut R,
+    ) -> Result<DecryptionShare, HeError> {
         let w = self.check_request(req)?;
         self.used += req.c1.len() as u64;
         let ring = &self.ctx.ring;
@@ -416,7 +420,10 @@ impl ResearcherKey {
             });
         }
         if ct.noise_log2 >= p.correct_below_log2() {
-            return Err(HeError::NoiseBudgetExceeded { noise_log2: ct.noise_log2, hidden_log2: p.correct_below_log2() });
+            return Err(HeError::NoiseBudgetExceeded {
+                noise_log2: ct.noise_log2,
+                hidden_log2: p.correct_below_log2(),
+            });
         }
         let mut out = Vec::with_capacity(ct.len);
         for (c0, c1) in &ct.cts {

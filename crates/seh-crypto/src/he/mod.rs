@@ -52,10 +52,10 @@ pub use cipher::{check_fixed, HeVector};
 pub use decrypt::{DecryptionShare, ResearcherKey, ResearcherPublicKey, ShareRequest};
 pub use error::HeError;
 pub use keygen::{
-    CollectivePublicKey, HeContext, KeyShareDeal, PartySecret, PublicKeyShare, SeedCommitment, SeedReveal,
-    SeedSecret, ThresholdKeyShare,
+    CollectivePublicKey, HeContext, KeyShareDeal, PartySecret, PublicKeyShare, SeedCommitment, SeedReveal, SeedSecret,
+    ThresholdKeyShare,
 };
 pub use local::{simulate_setup, LocalFederation};
+pub use params::{HeParams, NoiseBudget, ParameterSet, BFV_16384, BFV_8192};
 pub use store::EncryptedStore;
 pub use sum::{HeCoordinator, HeSite, HeStep, HeSum};
-pub use params::{HeParams, NoiseBudget, ParameterSet, BFV_16384, BFV_8192};

@@ -169,8 +169,12 @@ impl HeParams {
         if bits as u32 > hes {
             return Err(HeError::invalid("moduli_sizes", format!("log2 q ≤ {bits} exceeds the HES bound {hes}")));
         }
-        if set.plaintext % (2 * set.degree as u64) != 1 {
-            return Err(HeError::invalid("plaintext", "must be 1 mod 2N for SIMD packing"));
+        let t_ok = fhe_math::zq::Modulus::new(set.plaintext)
+            .ok()
+            .and_then(|t| fhe_math::ntt::NttOperator::new(&t, set.degree))
+            .is_some();
+        if !t_ok {
+            return Err(HeError::invalid("plaintext", "must be a prime ≡ 1 mod 2N (SIMD packing)"));
         }
         if set.flood_bits > 190 || set.flood_bits < 64 {
             return Err(HeError::invalid("flood_bits", "must be in 64..=190"));
@@ -334,7 +338,7 @@ mod tests {
     fn plaintext_prime_supports_packing() {
         assert!(fhe_math::zq::Modulus::new(PLAINTEXT_61).is_ok());
         assert_eq!(PLAINTEXT_61 % (1 << 15), 1);
-        assert!(PLAINTEXT_61 < 1 << 61 && PLAINTEXT_61 > 1 << 60);
+        const { assert!(PLAINTEXT_61 < 1 << 61 && PLAINTEXT_61 > 1 << 60) };
         // Trial division up to 2^16 and a Fermat test in base 2, 3, 5, 7.
         assert!((3..65536u64).step_by(2).all(|d| PLAINTEXT_61 % d != 0));
         let m = fhe_math::zq::Modulus::new(PLAINTEXT_61).unwrap();

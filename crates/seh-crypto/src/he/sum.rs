@@ -17,9 +17,9 @@ use super::cipher::{check_fixed, HeVector};
 use super::decrypt::{DecryptionShare, ShareRequest};
 use super::error::HeError;
 use super::keygen::{CollectivePublicKey, HeContext, ThresholdKeyShare};
+use crate::error::WireError;
 use crate::fixed::FixedParams;
 use crate::secure_sum::{CoordinatorProtocol, RoundOutcome, SecureSum, SiteProtocol};
-use crate::error::WireError;
 use crate::wire::{Envelope, PartyId, ProtocolId, SessionId, SigningKey};
 use rand::{CryptoRng, RngCore};
 use std::collections::BTreeMap;
@@ -96,7 +96,15 @@ impl HeSum {
 }
 
 fn envelope(session: SessionId, step: HeStep, from: PartyId, to: PartyId, nonce: u64, payload: Vec<u8>) -> Envelope {
-    Envelope { protocol: ProtocolId::ThresholdBfv, step: step as u8, sender: from, recipient: to, session, nonce, payload }
+    Envelope {
+        protocol: ProtocolId::ThresholdBfv,
+        step: step as u8,
+        sender: from,
+        recipient: to,
+        session,
+        nonce,
+        payload,
+    }
 }
 
 fn expect(env: &Envelope, step: HeStep) -> Result<(), HeError> {
@@ -196,10 +204,18 @@ impl SiteProtocol for HeSite {
         if !req.decryptors().contains(&self.me) {
             return Ok(Vec::new());
         }
-        let share = self.key.lock().map_err(|_| HeError::invalid("key", "key share lock poisoned"))?.share(&req, rng)?;
+        let share =
+            self.key.lock().map_err(|_| HeError::invalid("key", "key share lock poisoned"))?.share(&req, rng)?;
         self.nonce += 1;
         let payload = share.to_bytes(self.cfg.ctx());
-        Ok(vec![envelope(self.cfg.session, HeStep::DecryptionShare, self.me, PartyId::COORDINATOR, self.nonce, payload)])
+        Ok(vec![envelope(
+            self.cfg.session,
+            HeStep::DecryptionShare,
+            self.me,
+            PartyId::COORDINATOR,
+            self.nonce,
+            payload,
+        )])
     }
 
     fn is_done(&self) -> bool {
@@ -244,7 +260,11 @@ impl CoordinatorProtocol for HeCoordinator {
                 }
                 let mut ct = HeVector::from_bytes(self.cfg.ctx(), &env.payload, Some(from))?;
                 if ct.len() != self.cfg.length {
-                    return Err(HeError::LengthMismatch { expected: self.cfg.length, got: ct.len(), party: Some(from) });
+                    return Err(HeError::LengthMismatch {
+                        expected: self.cfg.length,
+                        got: ct.len(),
+                        party: Some(from),
+                    });
                 }
                 // Never trust a claimed noise bound below that of a fresh ciphertext.
                 ct.noise_log2 = ct.noise_log2.max(self.cfg.pk.fresh_noise_log2());
@@ -270,15 +290,16 @@ impl CoordinatorProtocol for HeCoordinator {
             CoordState::Collect(inputs) => {
                 let t = self.cfg.pk.threshold;
                 if inputs.len() < t {
-                    return Err(HeError::NotEnoughParties { what: "inputs (decryptors)", needed: t, got: inputs.len() });
+                    return Err(HeError::NotEnoughParties {
+                        what: "inputs (decryptors)",
+                        needed: t,
+                        got: inputs.len(),
+                    });
                 }
                 let contributors: Vec<PartyId> = inputs.keys().copied().collect();
                 let mut it = inputs.into_iter();
-                let (first_party, mut agg) = it.next().ok_or(HeError::NotEnoughParties {
-                    what: "inputs",
-                    needed: 1,
-                    got: 0,
-                })?;
+                let (first_party, mut agg) =
+                    it.next().ok_or(HeError::NotEnoughParties { what: "inputs", needed: 1, got: 0 })?;
                 for (p, ct) in it {
                     agg.add_assign(&ct, Some(p)).map_err(|e| match e {
                         HeError::LengthMismatch { expected, got, .. } => {

@@ -225,7 +225,7 @@ pub fn build(def: &CohortDef, src: &mut dyn ClinicalSource) -> Result<Cohort, Co
                 let field = format!("time_dependent[{i}]");
                 check_units(def, &field, unit.as_deref(), &ms)?;
                 // Order by (patient, day, record key): ties on a day resolve the same way whatever the import order.
-                ms.sort_by(|a, b| (a.pid, a.day, a.key).cmp(&(b.pid, b.day, b.key)));
+                ms.sort_by_key(|m| (m.pid, m.day, m.key));
                 let mut by: HashMap<SitePseudonym, Vec<(i64, f64)>> = HashMap::new();
                 for m in ms {
                     by.entry(m.pid).or_default().push((m.day, m.value));
@@ -236,7 +236,7 @@ pub fn build(def: &CohortDef, src: &mut dyn ClinicalSource) -> Result<Cohort, Co
     }
 
     let mut patients = src.patients()?;
-    patients.sort_by(|a, b| a.pid.cmp(&b.pid));
+    patients.sort_by_key(|p| p.pid);
     let mut report = CohortReport { patients: patients.len(), ..CohortReport::default() };
     let mut cols: Vec<Vec<f64>> = vec![Vec::new(); 4 + def.baseline.len() + def.time_dependent.len()];
     let mut pseudonyms = Vec::new();

@@ -96,6 +96,40 @@ impl Store {
         Ok(out)
     }
 
+    /// SHA-256 over the content of every table (rows sorted), to check that
+    /// an operation left the store unchanged. Reads the whole store.
+    pub fn digest(&self) -> Result<[u8; 32], DataError> {
+        use sha2::{Digest, Sha256};
+        let mut names: Vec<String> = {
+            let mut st = self.conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        names.sort();
+        let mut h = Sha256::new();
+        for t in names {
+            h.update(t.as_bytes());
+            let mut st = self.conn.prepare(&format!("SELECT * FROM \"{}\"", t.replace('"', "\"\"")))?;
+            let n = st.column_count();
+            let mut rows: Vec<Vec<u8>> = Vec::new();
+            let mut q = st.query([])?;
+            while let Some(r) = q.next()? {
+                let mut bytes = Vec::new();
+                for i in 0..n {
+                    let v: rusqlite::types::Value = r.get(i)?;
+                    bytes.extend_from_slice(format!("{v:?}").as_bytes());
+                    bytes.push(0);
+                }
+                rows.push(bytes);
+            }
+            rows.sort();
+            for r in rows {
+                h.update(&r);
+            }
+        }
+        Ok(h.finalize().into())
+    }
+
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
     }

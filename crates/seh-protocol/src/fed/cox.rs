@@ -78,6 +78,7 @@ pub fn site_stratified(
 }
 
 /// Decoded stratified sum.
+#[derive(Debug)]
 pub struct StratifiedSum {
     /// Rows.
     pub n: u64,
@@ -164,13 +165,23 @@ pub fn reals_per_record(p: usize, ties: Ties) -> usize {
     4 + 3 * p + packed_len(p) * if ties == Ties::Efron { 2 } else { 1 }
 }
 
-/// The pooled-exact site step: per-time sums on the released grid at β, each time's exponential
-/// sums scaled to the public shift of the query.
-pub fn site_pooled(spec: &CoxSpec, frame: &ModelFrame, query: &Query, enc: &mut Enc) -> Result<(), ProtocolError> {
+/// A site's data prepared for the pooled-exact kernel on the released grid (reused across the
+/// Newton rounds of one study).
+#[derive(Debug)]
+pub struct PooledPrep {
+    prep: PreparedCox,
+    ws: Workspace,
+    /// `(level, time)` of the negligible-weight event row of a site without events.
+    dummy: Option<(usize, f64)>,
+    records: usize,
+}
+
+/// Prepares this site's rows for the pooled-exact query (see [`site_pooled`]).
+pub fn prepare_pooled(spec: &CoxSpec, frame: &ModelFrame, query: &Query) -> Result<PooledPrep, ProtocolError> {
     let Query::CoxPooled { centring, beta, resolution, edges, levels, shifts } = query else {
         return Err(ProtocolError::invalid("query", "query", "not a pooled Cox query"));
     };
-    let ties = check_ties(spec)?;
+    check_ties(spec)?;
     let mut data = cox_data(frame)?;
     let p = data.p;
     let nl = levels.len().max(1);
@@ -178,17 +189,19 @@ pub fn site_pooled(spec: &CoxSpec, frame: &ModelFrame, query: &Query, enc: &mut 
     if edges.len() != nl || shifts.len() != n_records || beta.len() != p {
         return Err(ProtocolError::invalid("query", "grid", "sizes do not match the model"));
     }
-    let bins = edges.iter().flatten().max().copied().unwrap_or(0).max(1) * 4 + 1_000_000;
+    // Every time is below the planner's public range, so any bin up to the query cap is valid.
+    let bins = super::MAX_QUERY_BINS;
     let codes = global_codes(frame, levels)?;
     let labels: Vec<String> = if levels.is_empty() { vec![String::new()] } else { levels.clone() };
     data.strata = Some(Strata { codes: codes.iter().map(|&c| c as u32).collect(), labels });
     map_to_grid(&mut data, &codes, edges, *resolution, bins)?;
     data.cluster = None;
     // A site without events still has risk sets; the kernel's validation needs one event, so a
-    // negligible-weight event row is added and its counts taken back out below.
+    // negligible-weight event row is added and its counts taken back out in `site_pooled`.
     let mut dummy: Option<(usize, f64)> = None;
     if !data.event.iter().any(|e| *e == 1.0) {
-        let (lvl, e) = edges.iter().enumerate().find(|(_, e)| !e.is_empty()).ok_or_else(|| stat_err("cox", "empty grid"))?;
+        let (lvl, e) =
+            edges.iter().enumerate().find(|(_, e)| !e.is_empty()).ok_or_else(|| stat_err("cox", "empty grid"))?;
         let t = e[0] as f64 * resolution;
         dummy = Some((lvl, t));
         let n = data.n();
@@ -201,13 +214,29 @@ pub fn site_pooled(spec: &CoxSpec, frame: &ModelFrame, query: &Query, enc: &mut 
         grid: Some(edges.iter().map(|e| e.iter().map(|&b| b as f64 * resolution).collect()).collect()),
     };
     let prep = PreparedCox::new(&data, &opts).map_err(|e| stat_err("cox", e))?;
-    let mut ws = Workspace::new(&prep);
+    let ws = Workspace::new(&prep);
+    Ok(PooledPrep { prep, ws, dummy, records: n_records })
+}
+
+/// The pooled-exact site step: per-time sums on the released grid at β, each time's exponential
+/// sums scaled to the public shift of the query. `prep` must come from [`prepare_pooled`] with a
+/// query of the same grid and centring.
+pub fn site_pooled(spec: &CoxSpec, pp: &mut PooledPrep, query: &Query, enc: &mut Enc) -> Result<(), ProtocolError> {
+    let Query::CoxPooled { beta, shifts, .. } = query else {
+        return Err(ProtocolError::invalid("query", "query", "not a pooled Cox query"));
+    };
+    let ties = check_ties(spec)?;
+    let p = pp.prep.p();
+    if beta.len() != p || shifts.len() != pp.records {
+        return Err(ProtocolError::invalid("query", "beta", "sizes do not match the prepared grid"));
+    }
     let mut store = StoredSums::new(p, true);
-    evaluate(&prep, beta, ties, &mut ws, &mut store).map_err(|e| stat_err("cox kernel", e))?;
-    if store.records.len() != n_records {
+    evaluate(&pp.prep, beta, ties, &mut pp.ws, &mut store).map_err(|e| stat_err("cox kernel", e))?;
+    if store.records.len() != pp.records {
         return Err(stat_err("cox kernel", "the kernel's grid differs from the query's"));
     }
     let efron = ties == Ties::Efron;
+    let dummy = pp.dummy;
     for (r, &c) in store.records.iter().zip(shifts) {
         let mut n_risk = r.n_risk;
         let mut n_deaths = r.n_deaths;
@@ -215,14 +244,13 @@ pub fn site_pooled(spec: &CoxSpec, frame: &ModelFrame, query: &Query, enc: &mut 
             if r.stratum == lvl && r.time == t {
                 n_risk -= 1;
                 n_deaths -= 1;
-            } else if r.stratum == lvl && r.time < t {
-                n_risk -= 1;
             }
         }
         enc.count(n_risk);
         enc.count(n_deaths);
         let f = if r.n_risk == 0 { 0.0 } else { (r.shift - c).exp() };
-        let (dw, de, dx) = if dummy.is_some() { (0.0, 0.0, vec![0.0; p]) } else { (r.death_weight, r.death_eta, r.death_x.clone()) };
+        let zeros = vec![0.0; p];
+        let (dw, de, dx) = if dummy.is_some() { (0.0, 0.0, &zeros) } else { (r.death_weight, r.death_eta, &r.death_x) };
         enc.real(dw, "death weight")?;
         enc.real(de, "death linear predictor")?;
         enc.real(r.s0 * f, "S0")?;
@@ -230,7 +258,7 @@ pub fn site_pooled(spec: &CoxSpec, frame: &ModelFrame, query: &Query, enc: &mut 
         let scaled = |v: &[f64]| v.iter().map(|x| x * f).collect::<Vec<f64>>();
         enc.reals(&scaled(&r.s1), "S1")?;
         enc.reals(&scaled(&r.d1), "D1")?;
-        enc.reals(&dx, "death covariates")?;
+        enc.reals(dx, "death covariates")?;
         enc.reals(&scaled(&r.s2), "S2")?;
         if efron {
             enc.reals(&scaled(&r.d2), "D2")?;

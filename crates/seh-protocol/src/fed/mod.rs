@@ -169,7 +169,7 @@ pub fn vector_len(model: &site::ModelInfo, query: &Query) -> usize {
             let records: usize = edges.iter().map(Vec::len).sum();
             records * (2 + r * (4 + 3 * p + pp))
         }
-        Query::Glm { cols, .. } => 1 + r * (cols.len() * cols.len() + cols.len() + 7),
+        Query::Glm { cols, .. } => r * (cols.len() * cols.len() + cols.len() + 7),
     }
 }
 

@@ -351,10 +351,6 @@ struct Replay<'a, 'b> {
 
 fn read_pieces(words: &[u64], k: usize) -> Result<GlmPieces, ProtocolError> {
     let mut d = Dec::new(words);
-    let kk = d.count()? as usize;
-    if kk != k {
-        return Err(ProtocolError::invalid("aggregate", "glm pieces", "column count differs"));
-    }
     let xtwx = d.reals(k * k)?;
     let xtwz = d.reals(k)?;
     let r = d.reals(7)?;
@@ -379,7 +375,11 @@ impl GlmSource for Replay<'_, '_> {
             Some(words) => read_pieces(words, cols.len())
                 .map_err(|e| GlmError::Source { party: "secure sum".into(), message: e.to_string() }),
             None => {
-                self.need = Some(Query::Glm { point: at.clone(), cols: cols.to_vec() });
+                // The first unanswered request is the next round (the driver may try others after
+                // an error; they are not rounds).
+                if self.need.is_none() {
+                    self.need = Some(Query::Glm { point: at.clone(), cols: cols.to_vec() });
+                }
                 Err(GlmError::Source { party: "federation".into(), message: "next round pending".into() })
             }
         }

@@ -3,7 +3,7 @@
 
 use seh_stats::formula::Formula;
 use seh_stats::glm::{Family, GlmData};
-use seh_stats::model::{ModelFrame, ModelKind, Response};
+use seh_stats::model::{ModelError, ModelFrame, ModelKind, Response};
 use seh_stats::DataFrame;
 
 use super::{cox, stat_err, Enc, Query, RANGE_BUCKETS};
@@ -19,7 +19,28 @@ pub fn frame(analysis: &Analysis, data: &DataFrame) -> Result<ModelFrame, Protoc
         Analysis::Describe(_) => return Err(stat_err("model frame", "descriptive studies have no formula")),
     };
     let f = Formula::parse(formula).map_err(|e| stat_err("formula", e))?;
-    ModelFrame::build(data, &f, kind).map_err(|e| stat_err("model frame", e))
+    match ModelFrame::build(data, &f, kind) {
+        // A site without events still has risk sets to contribute; build the frame with the
+        // event column set to 1 and then mark every kept row censored again.
+        Err(ModelError::NoEvents { column, .. }) if kind != ModelKind::Glm => {
+            let cols: Vec<(String, Vec<f64>)> = data
+                .names()
+                .iter()
+                .map(|c| {
+                    let v = data.column(c).map(<[f64]>::to_vec).unwrap_or_default();
+                    let v = if *c == column { v.iter().map(|x| if x.is_nan() { *x } else { 1.0 }).collect() } else { v };
+                    (c.clone(), v)
+                })
+                .collect();
+            let patched = DataFrame::from_columns(cols).map_err(|e| stat_err("model frame", e))?;
+            let mut fr = ModelFrame::build(&patched, &f, kind).map_err(|e| stat_err("model frame", e))?;
+            if let Response::Surv(s) = &mut fr.response {
+                s.event.iter_mut().for_each(|e| *e = 0.0);
+            }
+            Ok(fr)
+        }
+        r => r.map_err(|e| stat_err("model frame", e)),
+    }
 }
 
 /// What a site tells the coordinator about its model frame when it accepts a study: group
@@ -62,27 +83,55 @@ pub fn range_bucket(t: f64) -> usize {
     (t.log2().ceil() as i64 + 64).clamp(0, RANGE_BUCKETS as i64 - 1) as usize
 }
 
-/// Rows of a site for this query, encoded for the secure sum.
+/// What a site keeps between the rounds of one study: its model frame and, for pooled Cox, its
+/// rows sorted and mapped onto the released grid (so a Newton round costs one kernel pass).
+#[derive(Debug, Default)]
+pub struct SiteCache {
+    frame: Option<(String, ModelFrame)>,
+    pooled: Option<(String, cox::PooledPrep)>,
+}
+
+/// Rows of a site for this query, encoded for the secure sum (no cache).
 ///
 /// Errors: the formula does not fit this site's data, a value cannot be encoded, or the query
 /// does not belong to the analysis.
 pub fn answer(analysis: &Analysis, query: &Query, data: &DataFrame) -> Result<Vec<u64>, ProtocolError> {
-    let frame = frame(analysis, data)?;
+    answer_cached(analysis, query, data, &mut SiteCache::default())
+}
+
+/// [`answer`] reusing what `cache` holds from earlier rounds of the same study.
+pub fn answer_cached(
+    analysis: &Analysis,
+    query: &Query,
+    data: &DataFrame,
+    cache: &mut SiteCache,
+) -> Result<Vec<u64>, ProtocolError> {
+    let akey = serde_json::to_string(analysis).map_err(|e| stat_err("cache", e))?;
+    if cache.frame.as_ref().is_none_or(|(k, _)| *k != akey) {
+        cache.pooled = None;
+        cache.frame = Some((akey.clone(), frame(analysis, data)?));
+    }
+    let Some((_, frame)) = &cache.frame else { return Err(stat_err("cache", "no frame")) };
     let mut enc = Enc::default();
     match query {
-        Query::Moments => moments(&frame, &mut enc)?,
-        Query::Histogram { resolution, bins, levels } => histogram(&frame, *resolution, *bins, levels, &mut enc)?,
+        Query::Moments => moments(frame, &mut enc)?,
+        Query::Histogram { resolution, bins, levels } => histogram(frame, *resolution, *bins, levels, &mut enc)?,
         Query::CoxStratified { centring, beta } => {
             let Analysis::Cox(spec) = analysis else { return Err(wrong()) };
-            cox::site_stratified(spec, &frame, centring, beta, &mut enc)?
+            cox::site_stratified(spec, frame, centring, beta, &mut enc)?
         }
-        Query::CoxPooled { .. } => {
+        Query::CoxPooled { centring, resolution, edges, levels, .. } => {
             let Analysis::Cox(spec) = analysis else { return Err(wrong()) };
-            cox::site_pooled(spec, &frame, query, &mut enc)?
+            let gkey = serde_json::to_string(&(centring, resolution, edges, levels)).map_err(|e| stat_err("cache", e))?;
+            if cache.pooled.as_ref().is_none_or(|(k, _)| *k != gkey) {
+                cache.pooled = Some((gkey, cox::prepare_pooled(spec, frame, query)?));
+            }
+            let Some((_, pp)) = cache.pooled.as_mut() else { return Err(stat_err("cache", "no grid")) };
+            cox::site_pooled(spec, pp, query, &mut enc)?
         }
         Query::Glm { point, cols } => {
             let Analysis::Glm(spec) = analysis else { return Err(wrong()) };
-            glm(spec, &frame, point, cols, &mut enc)?
+            glm(spec, frame, point, cols, &mut enc)?
         }
     }
     Ok(enc.words)
@@ -186,7 +235,6 @@ fn glm(
     let data =
         GlmData::new(&d.values, d.ncols(), y, None, frame.offset.as_deref(), family).map_err(|e| stat_err("glm", e))?;
     let pc = data.pieces(point, cols).map_err(|e| stat_err("glm", e))?;
-    enc.count(pc.k as u64);
     enc.reals(&pc.xtwx, "XtWX")?;
     enc.reals(&pc.xtwz, "XtWz")?;
     for v in [pc.deviance, pc.aic_sum, pc.n_obs, pc.sum_w, pc.sum_wy, pc.n_boundary, pc.n_invalid] {

@@ -66,6 +66,13 @@ pub trait CoxSink {
     /// Called once per grid time of each stratum, strata in label order and
     /// times in *decreasing* order within a stratum.
     fn event_time(&mut self, sums: &TimeSums<'_>);
+
+    /// Whether the sink uses the second-order sums `S2` / `D2` (default `true`).
+    /// When `false`, [`evaluate`] skips them (about p/2 times less work) and
+    /// passes them as zeros.
+    fn second_order(&self) -> bool {
+        true
+    }
 }
 
 /// Log-likelihood, score and information at one β (all on the kernel's
@@ -401,6 +408,10 @@ impl StoredSums {
 }
 
 impl CoxSink for StoredSums {
+    fn second_order(&self) -> bool {
+        self.second_order
+    }
+
     fn event_time(&mut self, s: &TimeSums<'_>) {
         let keep2 = self.second_order;
         self.records.push(TimeRecord {
@@ -428,6 +439,9 @@ impl CoxSink for StoredSums {
 pub struct Workspace {
     pub(crate) eta: Vec<f64>,
     pub(crate) risk: Vec<f64>,
+    /// Counting process: `risk` in `start_order` (gathered once per evaluation,
+    /// so that removing rows from the risk set reads memory sequentially).
+    risk_by_start: Vec<f64>,
     s1: Vec<f64>,
     s2: Vec<f64>,
     d1: Vec<f64>,
@@ -442,6 +456,7 @@ impl Workspace {
         Workspace {
             eta: vec![0.0; n],
             risk: vec![0.0; n],
+            risk_by_start: vec![0.0; data.start_order.len()],
             s1: vec![0.0; p],
             s2: vec![0.0; packed_len(p)],
             d1: vec![0.0; p],
@@ -451,8 +466,45 @@ impl Workspace {
     }
 }
 
+/// `s1 += r x`, `s2 += r x xᵀ` (packed lower triangle). Small `p` dispatch to
+/// a copy with the size known at compile time (fully unrolled, no bounds
+/// checks); every version performs the same operations in the same order.
 #[inline(always)]
 fn add_outer(s1: &mut [f64], s2: &mut [f64], x: &[f64], r: f64) {
+    match x.len() {
+        1 => add_outer_n::<1>(s1, s2, x, r),
+        2 => add_outer_n::<2>(s1, s2, x, r),
+        3 => add_outer_n::<3>(s1, s2, x, r),
+        4 => add_outer_n::<4>(s1, s2, x, r),
+        5 => add_outer_n::<5>(s1, s2, x, r),
+        6 => add_outer_n::<6>(s1, s2, x, r),
+        7 => add_outer_n::<7>(s1, s2, x, r),
+        8 => add_outer_n::<8>(s1, s2, x, r),
+        9 => add_outer_n::<9>(s1, s2, x, r),
+        10 => add_outer_n::<10>(s1, s2, x, r),
+        11 => add_outer_n::<11>(s1, s2, x, r),
+        12 => add_outer_n::<12>(s1, s2, x, r),
+        _ => add_outer_any(s1, s2, x, r),
+    }
+}
+
+#[inline(always)]
+fn add_outer_n<const P: usize>(s1: &mut [f64], s2: &mut [f64], x: &[f64], r: f64) {
+    let (Some(s1), Some(s2), Some(x)) = (s1.get_mut(..P), s2.get_mut(..P * (P + 1) / 2), x.get(..P)) else {
+        return add_outer_any(s1, s2, x, r);
+    };
+    let mut off = 0;
+    for i in 0..P {
+        let rxi = r * x[i];
+        s1[i] += rxi;
+        for j in 0..=i {
+            s2[off + j] += rxi * x[j];
+        }
+        off += i + 1;
+    }
+}
+
+fn add_outer_any(s1: &mut [f64], s2: &mut [f64], x: &[f64], r: f64) {
     let mut off = 0;
     for (i, &xi) in x.iter().enumerate() {
         let rxi = r * xi;
@@ -462,6 +514,16 @@ fn add_outer(s1: &mut [f64], s2: &mut [f64], x: &[f64], r: f64) {
             *s += rxi * xj;
         }
         off += i + 1;
+    }
+}
+
+/// [`add_outer`], or only its first-order part when `second` is false.
+#[inline(always)]
+fn add_row(second: bool, s1: &mut [f64], s2: &mut [f64], x: &[f64], r: f64) {
+    if second {
+        add_outer(s1, s2, x, r);
+    } else {
+        add_scaled(s1, x, r);
     }
 }
 
@@ -523,12 +585,16 @@ pub fn evaluate<S: CoxSink>(
     if ties == Ties::Exact {
         return Err(CoxError::Unsupported("the exact method is evaluated by cox::exact"));
     }
-    if ws.eta.len() != data.rows() || ws.s1.len() != p {
+    if ws.eta.len() != data.rows() || ws.s1.len() != p || ws.risk_by_start.len() != data.start_order.len() {
         return Err(CoxError::DriverMisuse("workspace was made for other data"));
     }
     let shifts = linear_predictor(data, beta, ws)?;
     let efron = ties == Ties::Efron;
-    let Workspace { eta, risk, s1, s2, d1, d2, dx } = ws;
+    let second = sink.second_order();
+    let Workspace { eta, risk, risk_by_start, s1, s2, d1, d2, dx } = ws;
+    for (r, &k) in risk_by_start.iter_mut().zip(&data.start_order) {
+        *r = risk[k as usize];
+    }
     for (sidx, b) in data.blocks.iter().enumerate() {
         let shift = shifts[sidx];
         let mut s0 = 0.0;
@@ -547,9 +613,9 @@ pub fn evaluate<S: CoxSink>(
                         zero(s1);
                         zero(s2);
                     } else {
-                        let r = risk[data.start_order[rptr] as usize];
+                        let r = risk_by_start[rptr];
                         s0 -= r;
-                        add_outer(s1, s2, &data.x_by_start[rptr * p..(rptr + 1) * p], -r);
+                        add_row(second, s1, s2, &data.x_by_start[rptr * p..(rptr + 1) * p], -r);
                     }
                     rptr += 1;
                 }
@@ -577,13 +643,13 @@ pub fn evaluate<S: CoxSink>(
                     death_eta += w * eta[ptr];
                     add_scaled(dx, x, w);
                     if efron {
-                        add_outer(d1, d2, x, r);
+                        add_row(second, d1, d2, x, r);
                     } else {
                         add_scaled(d1, x, r);
-                        add_outer(s1, s2, x, r);
+                        add_row(second, s1, s2, x, r);
                     }
                 } else {
-                    add_outer(s1, s2, x, r);
+                    add_row(second, s1, s2, x, r);
                 }
                 ptr += 1;
             }

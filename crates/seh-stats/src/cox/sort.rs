@@ -18,29 +18,34 @@ pub(crate) fn order_key(x: f64) -> u64 {
 }
 
 /// Sorts `items` by their `u64` key, ascending and **stable** (equal keys keep
-/// their input order). Cost O(8 n) with one scratch buffer of the same size.
+/// their input order). Cost O(6 n) (11-bit digits) with one scratch buffer of the same size.
 pub(crate) fn radix_sort<T: Copy>(items: &mut Vec<(u64, T)>) {
+    const BITS: usize = 11;
+    const PASSES: usize = 64_usize.div_ceil(BITS);
+    const RADIX: usize = 1 << BITS;
     let n = items.len();
-    if n < 64 {
+    if n < 256 {
         items.sort_by_key(|e| e.0);
         return;
     }
-    let mut hist = [[0usize; 256]; 8];
+    let mut hist = vec![[0usize; RADIX]; PASSES];
     for &(k, _) in items.iter() {
         for (d, h) in hist.iter_mut().enumerate() {
-            h[((k >> (8 * d)) & 0xFF) as usize] += 1;
+            h[((k >> (BITS * d)) as usize) & (RADIX - 1)] += 1;
         }
     }
-    let mut buf: Vec<(u64, T)> = Vec::with_capacity(n);
-    // `buf` is filled entirely by the first scatter below; start it as a copy so
-    // that no uninitialised memory is ever read (the copy is cheap next to a pass).
-    buf.extend_from_slice(items);
+    let mut buf: Vec<(u64, T)> = Vec::new();
     let mut src_is_items = true;
     for (d, h) in hist.iter().enumerate() {
         if h.iter().any(|&c| c == n) {
-            continue; // every key has the same byte here
+            continue; // every key has the same digit here
         }
-        let mut offs = [0usize; 256];
+        if buf.is_empty() {
+            // Filled entirely by the scatter below; starting as a copy means no
+            // uninitialised memory is ever read.
+            buf.extend_from_slice(items);
+        }
+        let mut offs = vec![0usize; RADIX];
         let mut acc = 0;
         for (o, &c) in offs.iter_mut().zip(h.iter()) {
             *o = acc;
@@ -48,9 +53,9 @@ pub(crate) fn radix_sort<T: Copy>(items: &mut Vec<(u64, T)>) {
         }
         let (src, dst) =
             if src_is_items { (items.as_slice(), buf.as_mut_slice()) } else { (buf.as_slice(), items.as_mut_slice()) };
-        let shift = 8 * d;
+        let shift = BITS * d;
         for &e in src.iter() {
-            let b = ((e.0 >> shift) & 0xFF) as usize;
+            let b = ((e.0 >> shift) as usize) & (RADIX - 1);
             dst[offs[b]] = e;
             offs[b] += 1;
         }

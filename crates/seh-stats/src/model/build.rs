@@ -14,10 +14,6 @@ enum RespSpec {
     Numeric(String, Span),
 }
 
-/// 1-based CSV line of data row `row` (0-based), counting the header line.
-fn line(row: usize) -> usize {
-    row + 2
-}
 
 fn not_allowed(formula: &Formula, msg: String, span: Span) -> ModelError {
     ModelError::Formula(formula.error(FormulaErrorKind::NotAllowed(msg), span))
@@ -174,23 +170,41 @@ fn groups(vars: &[(String, Vec<f64>)], n: usize) -> Groups {
 }
 
 /// Evaluates a numeric variable (column, log, tt) on the kept rows.
-fn numeric(var: &Variable, cols: &BTreeMap<String, &[f64]>, rows: &[usize]) -> Result<Vec<f64>, ModelError> {
+fn numeric(var: &Variable, cols: &BTreeMap<String, &[f64]>, kept: &Kept<'_>) -> Result<Vec<f64>, ModelError> {
     let name = var.kind.column();
     let col = cols.get(name).copied().unwrap_or(&[]);
-    let mut out = Vec::with_capacity(rows.len());
-    for &r in rows {
-        let x = col.get(r).copied().unwrap_or(f64::NAN);
-        match var.kind {
-            VarKind::Log(_) => {
+    match var.kind {
+        VarKind::Log(_) => {
+            let mut out = Vec::with_capacity(kept.rows.len());
+            for &r in kept.rows {
+                let x = col.get(r).copied().unwrap_or(f64::NAN);
                 if x <= 0.0 {
-                    return Err(ModelError::NonPositiveLog { column: name.to_string(), line: line(r) });
+                    return Err(ModelError::NonPositiveLog { column: name.to_string(), line: kept.data.source_line(r) });
                 }
                 out.push(x.ln());
             }
-            _ => out.push(x),
+            Ok(out)
+        }
+        _ => Ok(kept.take(col)),
+    }
+}
+
+/// The rows kept after `na.omit`, with a fast path when none were dropped.
+struct Kept<'a> {
+    data: &'a DataFrame,
+    rows: &'a [usize],
+    all: bool,
+}
+
+impl Kept<'_> {
+    /// `col` on the kept rows (a plain copy when every row is kept).
+    fn take(&self, col: &[f64]) -> Vec<f64> {
+        if self.all {
+            col.to_vec()
+        } else {
+            self.rows.iter().map(|&r| col.get(r).copied().unwrap_or(f64::NAN)).collect()
         }
     }
-    Ok(out)
 }
 
 pub(super) fn build(data: &DataFrame, formula: &Formula, kind: ModelKind) -> Result<ModelFrame, ModelError> {
@@ -214,20 +228,27 @@ pub(super) fn build(data: &DataFrame, formula: &Formula, kind: ModelKind) -> Res
     }
     let cols = resolve(data, formula, &used)?;
 
-    // na.omit over all used columns.
+    // na.omit over all used columns (column by column: sequential memory).
     let n_all = data.nrows();
-    let rows: Vec<usize> = (0..n_all).filter(|&i| cols.values().all(|c| !c[i].is_nan())).collect();
+    let mut missing = vec![false; n_all];
+    for c in cols.values() {
+        for (m, v) in missing.iter_mut().zip(c.iter()) {
+            *m |= v.is_nan();
+        }
+    }
+    let rows: Vec<usize> = (0..n_all).filter(|&i| !missing[i]).collect();
+    drop(missing);
     let n_dropped_missing = n_all - rows.len();
     if rows.is_empty() {
         return Err(ModelError::NoCompleteRows { dropped: n_dropped_missing });
     }
     let n = rows.len();
-    let take =
-        |name: &str| -> Vec<f64> { cols.get(name).map_or_else(Vec::new, |c| rows.iter().map(|&r| c[r]).collect()) };
+    let kept = Kept { data, rows: &rows, all: n_dropped_missing == 0 };
+    let take = |name: &str| -> Vec<f64> { cols.get(name).map_or_else(Vec::new, |c| kept.take(c)) };
 
     let response = match &resp {
         RespSpec::Numeric(name, _) => Response::Numeric { name: name.clone(), y: take(name) },
-        RespSpec::Surv { start, stop, event } => Response::Surv(surv_response(&cols, &rows, start, stop, event)?),
+        RespSpec::Surv { start, stop, event } => Response::Surv(surv_response(&cols, &kept, start, stop, event)?),
     };
 
     if let (ModelKind::Cox, Response::Surv(s)) = (kind, &response) {
@@ -248,7 +269,7 @@ pub(super) fn build(data: &DataFrame, formula: &Formula, kind: ModelKind) -> Res
                 }
                 VarData::Factor { codes, levels: lv.into_iter().map(r_number).collect() }
             }
-            _ => VarData::Numeric(numeric(var, &cols, &rows)?),
+            _ => VarData::Numeric(numeric(var, &cols, &kept)?),
         };
         vdata.push(d);
     }
@@ -280,7 +301,7 @@ pub(super) fn build(data: &DataFrame, formula: &Formula, kind: ModelKind) -> Res
     let mut offset: Option<Vec<f64>> = None;
     for s in terms.specials_of(SpecialKind::Offset) {
         for v in &s.vars {
-            let vals = numeric(v, &cols, &rows)?;
+            let vals = numeric(v, &cols, &kept)?;
             offset = Some(match offset {
                 None => vals,
                 Some(o) => o.iter().zip(&vals).map(|(a, b)| a + b).collect(),
@@ -300,16 +321,29 @@ pub(super) fn build(data: &DataFrame, formula: &Formula, kind: ModelKind) -> Res
 
     check_constant(&design, &tt_columns, kind, n)?;
 
-    Ok(ModelFrame { kind, response, design, strata, cluster, tt_columns, offset, n_dropped_missing, rows })
+    Ok(ModelFrame {
+        kind,
+        response,
+        design,
+        strata,
+        cluster,
+        tt_columns,
+        offset,
+        n_dropped_missing,
+        rows,
+        source_lines: data.source_lines().clone(),
+    })
 }
 
 fn surv_response(
     cols: &BTreeMap<String, &[f64]>,
-    rows: &[usize],
+    kept: &Kept<'_>,
     start: &Option<(String, Span)>,
     stop: &(String, Span),
     event: &Option<(String, Span)>,
 ) -> Result<SurvResponse, ModelError> {
+    let rows = kept.rows;
+    let line = |r: usize| kept.data.source_line(r);
     let get = |name: &str| cols.get(name).copied().unwrap_or(&[]);
     let stop_col = get(&stop.0);
     let mut columns = Vec::new();
@@ -334,7 +368,7 @@ fn surv_response(
             out
         }
     };
-    let stop_vals: Vec<f64> = rows.iter().map(|&r| stop_col[r]).collect();
+    let stop_vals: Vec<f64> = kept.take(stop_col);
     let start_vals = match start {
         None => {
             if let Some((k, _)) = stop_vals.iter().enumerate().find(|(_, t)| **t < 0.0) {
@@ -344,7 +378,7 @@ fn surv_response(
         }
         Some((sname, _)) => {
             let sc = get(sname);
-            let sv: Vec<f64> = rows.iter().map(|&r| sc[r]).collect();
+            let sv: Vec<f64> = kept.take(sc);
             if let Some(k) = (0..rows.len()).find(|&k| sv[k] >= stop_vals[k]) {
                 return Err(ModelError::StartNotBeforeStop {
                     start: sname.clone(),
@@ -375,4 +409,29 @@ fn check_constant(design: &Design, tt_columns: &[usize], kind: ModelKind, n: usi
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::formula::Formula;
+    use crate::model::{ModelError, ModelFrame, ModelKind};
+    use crate::DataFrame;
+
+    /// Errors name the file line even after blank lines and dropped rows.
+    #[test]
+    fn errors_and_lines_count_blank_lines() {
+        let csv = b"time,status,x\n1,1,0.5\n\n2,0,\n3,1,1.5\n\n\n4,7,2\n";
+        let df = DataFrame::from_csv_bytes(csv, "t.csv").unwrap();
+        let f = Formula::parse("Surv(time, status) ~ x").unwrap();
+        let e = ModelFrame::build(&df, &f, ModelKind::Cox).unwrap_err();
+        assert_eq!(e, ModelError::InvalidEvent { column: "status".into(), line: 8 });
+        let df = DataFrame::from_csv_bytes(&csv[..csv.len() - 6], "t.csv").unwrap();
+        let f = Formula::parse("Surv(time, status) ~ log(x)").unwrap();
+        let frame = ModelFrame::build(&df, &f, ModelKind::Cox).unwrap();
+        assert_eq!(frame.n_dropped_missing, 1);
+        assert_eq!((frame.line_of(0), frame.line_of(1), frame.line_of(2)), (Some(2), Some(5), None));
+        let df = DataFrame::from_csv_bytes(b"time,status,x\n\n1,1,2\n2,1,0\n", "t.csv").unwrap();
+        let e = ModelFrame::build(&df, &f, ModelKind::Cox).unwrap_err();
+        assert_eq!(e, ModelError::NonPositiveLog { column: "x".into(), line: 4 });
+    }
 }

@@ -2,6 +2,7 @@
 //! names and order, treatment contrasts, and the Chambers–Heiberger rule for
 //! when a factor in a term is coded by contrasts or by full dummy variables.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use crate::formula::Terms;
@@ -127,27 +128,30 @@ pub(super) fn build_design(
     }
 
     let mut names: Vec<String> = Vec::new();
-    let mut columns: Vec<Vec<f64>> = Vec::new();
+    // Columns borrow the variable data where a term is a single numeric variable.
+    let mut columns: Vec<Cow<'_, [f64]>> = Vec::new();
     let mut dterms = Vec::new();
     if intercept_column {
         names.push("(Intercept)".into());
-        columns.push(vec![1.0; nrows]);
+        columns.push(Cow::Owned(vec![1.0; nrows]));
         dterms.push(DesignTerm { label: "(Intercept)".into(), columns: 0..1 });
     }
     for (t, term) in terms.terms.iter().enumerate() {
-        // Start from one empty-named column of ones and multiply in each variable;
-        // existing columns vary fastest, as in R's `addvar` / `addfactor`.
-        let mut block: Vec<(String, Vec<f64>)> = vec![(String::new(), vec![1.0; nrows])];
+        // Start from one empty-named column of ones (`None`: not materialised) and
+        // multiply in each variable; existing columns vary fastest, as in R's
+        // `addvar` / `addfactor`. Multiplying by the implicit ones is skipped
+        // (1 * x == x exactly).
+        let mut block: Vec<(String, Option<Cow<'_, [f64]>>)> = vec![(String::new(), None)];
         for (k, &v) in term.vars.iter().enumerate() {
             let label = &terms.variables[v].label;
-            let pieces: Vec<(String, Vec<f64>)> = match &data[v] {
-                VarData::Numeric(x) => vec![(label.clone(), x.clone())],
+            let pieces: Vec<(String, Cow<'_, [f64]>)> = match &data[v] {
+                VarData::Numeric(x) => vec![(label.clone(), Cow::Borrowed(x.as_slice()))],
                 VarData::Factor { codes, levels } => {
                     let first = usize::from(!dummy[t][k]);
                     (first..levels.len())
                         .map(|l| {
                             let col = codes.iter().map(|&c| if c as usize == l { 1.0 } else { 0.0 }).collect();
-                            (format!("{label}{}", levels[l]), col)
+                            (format!("{label}{}", levels[l]), Cow::Owned(col))
                         })
                         .collect()
                 }
@@ -156,7 +160,11 @@ pub(super) fn build_design(
             for (pname, pcol) in &pieces {
                 for (bname, bcol) in &block {
                     let name = if bname.is_empty() { pname.clone() } else { format!("{bname}:{pname}") };
-                    next.push((name, bcol.iter().zip(pcol).map(|(a, b)| a * b).collect()));
+                    let col = match bcol {
+                        None => pcol.clone(),
+                        Some(b) => Cow::Owned(b.iter().zip(pcol.iter()).map(|(a, b)| a * b).collect()),
+                    };
+                    next.push((name, Some(col)));
                 }
             }
             block = next;
@@ -164,15 +172,17 @@ pub(super) fn build_design(
         let start = names.len();
         for (n, c) in block {
             names.push(n);
-            columns.push(c);
+            columns.push(c.unwrap_or_else(|| Cow::Owned(vec![1.0; nrows])));
         }
         dterms.push(DesignTerm { label: term.label.clone(), columns: start..names.len() });
     }
     let p = names.len();
     let mut values = vec![0.0; nrows * p];
-    for (j, c) in columns.iter().enumerate() {
-        for (i, v) in c.iter().enumerate() {
-            values[i * p + j] = *v;
+    if p > 0 {
+        for (i, row) in values.chunks_exact_mut(p).enumerate() {
+            for (v, c) in row.iter_mut().zip(&columns) {
+                *v = c[i];
+            }
         }
     }
     Design { names, values, terms: dterms, intercept: intercept_column, nrows }

@@ -125,12 +125,21 @@ pub struct ModelFrame {
     pub n_dropped_missing: usize,
     /// 0-based indices (into the data frame) of the kept rows, ascending.
     pub rows: Vec<usize>,
+    /// Source lines of the data frame's rows (for error messages, see [`ModelFrame::line_of`]).
+    pub source_lines: crate::SourceLines,
 }
 
 impl ModelFrame {
     /// Number of kept rows.
     pub fn nrows(&self) -> usize {
         self.rows.len()
+    }
+
+    /// The 1-based source line of kept row `k` (0-based), if `k < nrows()`.
+    /// Use it for errors about the `k`-th row a model was fitted on: it stays
+    /// right when rows were dropped as missing or blank lines were skipped.
+    pub fn line_of(&self, k: usize) -> Option<usize> {
+        self.rows.get(k).map(|&r| self.source_lines.line(r))
     }
 
     /// The survival response, if the model has one.
@@ -143,7 +152,7 @@ impl ModelFrame {
 }
 
 /// Why a model frame could not be built. Data errors name the column and the
-/// 1-based line of the CSV file (data row + 2, counting the header), never a value.
+/// 1-based line of the CSV file ([`crate::DataFrame::source_line`]), never a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModelError {
     /// The formula is malformed, uses an unknown function or column, or something
@@ -219,8 +228,9 @@ pub enum ModelError {
 impl ModelFrame {
     /// Builds the model frame of `formula` on `data` for a `kind` model.
     ///
-    /// Precondition: `data` came from a file whose data rows start on line 2
-    /// (row `i` is line `i + 2`), which is what the error messages report.
+    /// Error messages report the source line of the row at fault as `data`
+    /// knows it ([`crate::DataFrame::source_line`]: blank lines skipped by the
+    /// CSV reader are counted; frames built in memory use row + 2).
     pub fn build(
         data: &crate::DataFrame,
         formula: &crate::formula::Formula,
