@@ -140,11 +140,8 @@ pub fn run(args: CoxBenchArgs) -> anyhow::Result<()> {
             let fit = c["fit_seconds"].as_f64().unwrap_or(f64::NAN);
             let total = c["total_seconds"].as_f64().unwrap_or(f64::NAN);
             let coef = coef_vec(c);
-            let max_rel = our_coef
-                .iter()
-                .zip(&coef)
-                .map(|(a, b)| (a - b).abs() / b.abs().max(1e-12))
-                .fold(0.0_f64, f64::max);
+            let max_rel =
+                our_coef.iter().zip(&coef).map(|(a, b)| (a - b).abs() / b.abs().max(1e-12)).fold(0.0_f64, f64::max);
             let mut row = c.clone();
             row["fit_ratio"] = json!(fit / our_fit);
             row["total_ratio"] = json!(total / our_total);
@@ -188,6 +185,7 @@ pub fn run_child(args: CoxChildArgs) -> anyhow::Result<()> {
     let frame = seh_stats::model::ModelFrame::build(&df, &formula, seh_stats::model::ModelKind::Cox)?;
     drop(df);
     let data = crate::fit::cox::cox_data_owned(frame).context("the benchmark formula has no Surv() response")?;
+    let frame_seconds = t1.elapsed().as_secs_f64();
     let opts = seh_stats::cox::CoxOptions { ties: seh_stats::cox::Ties::Efron, ..Default::default() };
     let fit = seh_stats::cox::fit(&data, &opts)?;
     let fit_seconds = t1.elapsed().as_secs_f64();
@@ -196,6 +194,7 @@ pub fn run_child(args: CoxChildArgs) -> anyhow::Result<()> {
     let out = json!({
         "peer": concat!("seh ", env!("CARGO_PKG_VERSION")),
         "parse_seconds": parse_seconds,
+        "frame_seconds": frame_seconds,
         "fit_seconds": fit_seconds,
         "total_seconds": total_seconds,
         "peak_rss_mb": peak_rss_mb(),

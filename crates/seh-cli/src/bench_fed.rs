@@ -170,6 +170,7 @@ pub fn run_site(a: FederationSiteArgs) -> Result<()> {
         while let Some(item) = session.stream.recv().await {
             let frame = item?;
             let round = u32::try_from(frame.round()).context("round out of range")?;
+            let step = Instant::now();
             let out = match frame.kind() {
                 "bench/stop" => return Ok(()),
                 "bench/start" => {
@@ -186,9 +187,14 @@ pub fn run_site(a: FederationSiteArgs) -> Result<()> {
                     site.receive(&env, &mut rng)?
                 }
             };
-            for env in out {
-                session.sink.send(frame_of(round, env, &id.key)?).await?;
+            let computing = Instant::now();
+            let frames = out.into_iter().map(|env| frame_of(round, env, &id.key)).collect::<Result<Vec<_>>>()?;
+            let sign = computing.elapsed().as_secs_f64();
+            for f in frames {
+                session.sink.send(f).await?;
             }
+            // Site-side cost of this step (in its log): protocol step, then signing and framing.
+            eprintln!("round {round} {}: step {:.4} s, sign {sign:.4} s", frame.kind(), step.elapsed().as_secs_f64());
         }
         bail!("the coordinator closed the session")
     })
@@ -201,6 +207,8 @@ struct RoundStats {
     sent: BTreeMap<String, u64>,
     /// Payload bytes each site received.
     received: BTreeMap<String, u64>,
+    /// Seconds the coordinator spent opening envelopes and absorbing them, per step.
+    busy: Vec<f64>,
     /// Seconds of each SecAgg+ step (adverts, key shares, masked inputs, consistency, unmasking),
     /// from the coordinator's previous send to its closing of the step.
     steps: Vec<f64>,
@@ -238,6 +246,7 @@ impl Harness {
             seconds: 0.0,
             sent: BTreeMap::new(),
             received: BTreeMap::new(),
+            busy: Vec::new(),
             steps: Vec::new(),
             sum: Vec::new(),
         };
@@ -251,8 +260,10 @@ impl Harness {
         let mut step_start = Instant::now();
         loop {
             // Every site answers every step exactly once (no dropouts in this benchmark).
+            let mut busy = 0.0;
             for _ in 0..names.len() {
                 let (site, frame) = self.recv().await?;
+                let t0 = Instant::now();
                 ensure!(frame.round() == u64::from(round), "site {site} answered for round {}", frame.round());
                 *stats.sent.entry(site.clone()).or_default() += frame.payload().len() as u64;
                 let env = SignedEnvelope::open(frame.payload(), &self.setup.roster)
@@ -263,7 +274,9 @@ impl Harness {
                 );
                 guard.check(&env)?;
                 coord.receive(&env).with_context(|| format!("message from {site}"))?;
+                busy += t0.elapsed().as_secs_f64();
             }
+            stats.busy.push(busy);
             let threads = self.threads;
             let outcome = coord.close_round_with(|plan, sum| {
                 let per = sum.len().div_ceil(threads).max(1);
@@ -448,6 +461,11 @@ fn run_secagg(a: &FederationBenchArgs, threshold: usize) -> Result<()> {
             (*name, median(&stats[1..].iter().filter_map(|s| s.steps.get(i).copied()).collect::<Vec<_>>()))
         })
         .collect();
+    let busy_medians: BTreeMap<&str, f64> = STEP_NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (*name, median(&stats[1..].iter().filter_map(|s| s.busy.get(i).copied()).collect::<Vec<_>>())))
+        .collect();
     let per_site = |m: &BTreeMap<String, u64>| m.values().sum::<u64>() as f64 / a.sites as f64;
     let report = json!({
         "bench": "federation",
@@ -465,6 +483,7 @@ fn run_secagg(a: &FederationBenchArgs, threshold: usize) -> Result<()> {
         "payload_bytes_sent_per_site": per_site(&last.sent),
         "payload_bytes_received_per_site": per_site(&last.received),
         "median_step_seconds": step_medians,
+        "median_coordinator_absorb_seconds": busy_medians,
         "max_abs_error": max_err,
         "workdir": work.display().to_string(),
     });

@@ -96,7 +96,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let local = local_fit(mode)?;
     match args.format {
         Format::Json => {
-            let v = serde_json::json!({ "federated": fed, "local_pooled": local, "max_rel_diff": max_diff(&fed, &local) });
+            let v =
+                serde_json::json!({ "federated": fed, "local_pooled": local, "max_rel_diff": max_diff(&fed, &local) });
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         Format::Text => crate::output::emit(&text(&fed, &local, mode))?,

@@ -235,7 +235,8 @@ pub fn model_text(v: &Value, analysis: &str) -> String {
             ));
         }
     }
-    for (label, key) in [("Likelihood ratio test", "lrt"), ("Wald test", "wald_test"), ("Score (logrank) test", "score_test")]
+    for (label, key) in
+        [("Likelihood ratio test", "lrt"), ("Wald test", "wald_test"), ("Score (logrank) test", "score_test")]
     {
         if let Some(t) = v.get(key).filter(|t| t.is_object()) {
             out.push_str(&format!("{label}: {} on {} df\n", f(&t["statistic"]), t["df"]));

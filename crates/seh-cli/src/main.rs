@@ -5,22 +5,22 @@
 
 #![forbid(unsafe_code)]
 
+mod audit_cmd;
 mod bench;
 mod bench_cox;
 mod bench_fed;
-mod bench_psi;
 mod bench_he;
-mod audit_cmd;
+mod bench_psi;
 mod coordinator_cmd;
 mod data_cmd;
 mod demo;
 mod federate;
 mod federate_models;
+mod fit;
 mod keys;
 mod node_cmd;
-mod study;
-mod fit;
 mod output;
+mod study;
 
 use std::process::ExitCode;
 

@@ -195,16 +195,7 @@ fn he_aggregation_says_not_available_instead_of_falling_back() {
 
 #[test]
 fn a_coordinator_killed_between_newton_rounds_resumes_to_the_same_fit() {
-    let args = [
-        "federate",
-        "cox",
-        "--formula",
-        HEART,
-        "--mode",
-        "stratified",
-        "--debug-coordinator-exit-after",
-        "7",
-    ];
+    let args = ["federate", "cox", "--formula", HEART, "--mode", "stratified", "--debug-coordinator-exit-after", "7"];
     let v = federate("restart", "heart", "site5", &args);
     assert_eq!(v["federation"]["coordinator_restarts"], 1);
     compare_cox(&v, &reference("heart_efron_site5_strata"), "heart stratified after a restart");

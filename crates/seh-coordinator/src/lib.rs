@@ -294,7 +294,7 @@ async fn apply(
         match a {
             Action::Checkpoint(cp) => {
                 lock(store).save(study_id, &cp, &traffic.to_json())?;
-                last = Some(cp);
+                last = Some(*cp);
                 if let Some(n) = config.exit_after_checkpoints {
                     if CHECKPOINTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 >= n {
                         audit.record(EntryKind::System, json!({ "event": "fault injection: exiting" }));

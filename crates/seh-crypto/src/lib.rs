@@ -7,16 +7,16 @@
 
 #![forbid(unsafe_code)]
 
+pub mod dkg;
+pub mod elgamal;
 pub mod error;
 pub mod fixed;
+pub mod frost;
+pub mod he;
+pub mod oprf;
+pub mod pseudonym;
+pub mod psi;
 pub mod secagg;
 pub mod secure_sum;
 pub mod shamir;
 pub mod wire;
-pub mod psi;
-pub mod frost;
-pub mod oprf;
-pub mod pseudonym;
-pub mod dkg;
-pub mod elgamal;
-pub mod he;

@@ -114,6 +114,7 @@ fn load(client: &mut Client, schema: &str) -> HashMap<String, i64> {
 }
 
 #[test]
+#[ignore = "needs a PostgreSQL server: .ci/run starts one (scripts/pg-test-server.sh) and runs this with --include-ignored"]
 fn omop_cohort_matches_r_tmerge() {
     let url = url();
     let mut client = Client::connect(&url, NoTls).unwrap();
@@ -163,6 +164,7 @@ fn omop_cohort_matches_r_tmerge() {
 }
 
 #[test]
+#[ignore = "needs a PostgreSQL server: .ci/run starts one (scripts/pg-test-server.sh) and runs this with --include-ignored"]
 fn bad_schema_name_and_unreachable_server_are_errors() {
     let secret = SiteSecret::from_bytes(&[3u8; 32]).unwrap();
     let e = OmopSource::connect(&url(), "x; DROP TABLE person", secret.clone()).unwrap_err();

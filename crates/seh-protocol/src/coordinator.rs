@@ -20,9 +20,9 @@ use seh_crypto::wire::{Envelope, PartyId, ProtocolId, SessionGuard, SessionId, S
 use serde::{Deserialize, Serialize};
 
 use crate::describe;
+use crate::error::ProtocolError;
 use crate::fed::planner::{merge_info, plan, Step};
 use crate::fed::{self, site::ModelInfo};
-use crate::error::ProtocolError;
 use crate::federation::Federation;
 use crate::hex;
 use crate::messages::{self, control, frost_step, AggregateStart, DecisionMsg, Offer, Released, SignStart};
@@ -102,7 +102,7 @@ pub struct Outbound {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Action {
     /// Persist this checkpoint before doing anything that follows.
-    Checkpoint(Checkpoint),
+    Checkpoint(Box<Checkpoint>),
     /// Send.
     Send(Outbound),
     /// Record a log line (rejections, dropouts; never values).
@@ -270,7 +270,7 @@ impl CoordinatorStudy {
             "sign"
         };
         self.cp.phase = phase.to_owned();
-        out.push(Action::Checkpoint(self.cp.clone()));
+        out.push(Action::Checkpoint(Box::new(self.cp.clone())));
         match phase {
             "offer" => self.start_offer(out),
             "aggregate" => self.start_aggregate(out),
@@ -311,7 +311,8 @@ impl CoordinatorStudy {
     }
 
     fn finish_offer(&mut self, out: &mut Vec<Action>) {
-        let Phase::Offer { accepted, refused, min_cell, infos } = std::mem::replace(&mut self.phase, Phase::Done) else {
+        let Phase::Offer { accepted, refused, min_cell, infos } = std::mem::replace(&mut self.phase, Phase::Done)
+        else {
             return;
         };
         let silent: Vec<String> = self.waiting_for().into_iter().map(|p| self.name(p)).collect();
@@ -475,7 +476,7 @@ impl CoordinatorStudy {
             }
         };
         self.cp.document = Some(document.clone());
-        out.push(Action::Checkpoint(self.cp.clone()));
+        out.push(Action::Checkpoint(Box::new(self.cp.clone())));
         let payload = messages::to_payload(&SignStart { study: self.study.clone(), document: document.clone() });
         let signers: Vec<PartyId> = agg.survivors.iter().map(|p| PartyId(*p)).collect();
         for &p in &signers {
@@ -523,7 +524,7 @@ impl CoordinatorStudy {
                 self.cp.release = Some(release.clone());
                 let accepted = self.cp.decided.as_ref().map(|d| d.accepted.clone()).unwrap_or_default();
                 self.cp.phase = "done".into();
-                out.push(Action::Checkpoint(self.cp.clone()));
+                out.push(Action::Checkpoint(Box::new(self.cp.clone())));
                 let payload = messages::to_payload(&Released { release });
                 for p in accepted {
                     self.send(out, PartyId(p), ProtocolId::Control, control::RELEASED, payload.clone());

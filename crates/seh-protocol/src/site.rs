@@ -19,8 +19,8 @@ use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
 use crate::describe::{self, respects_min_count};
-use crate::fed;
 use crate::error::ProtocolError;
+use crate::fed;
 use crate::federation::Federation;
 use crate::hex;
 use crate::messages::{self, control, frost_step, AggregateStart, DecisionMsg, Offer, Released, SignStart};

@@ -98,7 +98,7 @@ fn run(
                 return false;
             }
             match a {
-                Action::Checkpoint(cp) => checkpoints.push(cp),
+                Action::Checkpoint(cp) => checkpoints.push(*cp),
                 Action::Finished => return true,
                 Action::Log(_) => {}
                 Action::Send(o) => {

@@ -138,7 +138,6 @@ pub fn concordance_clustered(
     })
 }
 
-
 #[derive(Debug, Default, Clone, Copy)]
 struct Counts {
     concordant: f64,
@@ -567,7 +566,7 @@ mod tests {
                     }
                     continue;
                 }
-                let at_risk = start.map_or(true, |s| s[r] < t) && stop[r] >= t;
+                let at_risk = start.is_none_or(|s| s[r] < t) && stop[r] >= t;
                 if !at_risk {
                     continue;
                 }

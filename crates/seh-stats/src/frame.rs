@@ -54,7 +54,7 @@ pub struct DataFrame {
 /// Data read from a file without blank lines needs no table: row `i` is on
 /// line `first + i`. Every skipped blank line adds a jump, so the memory is
 /// proportional to the number of blank runs, not to the number of rows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourceLines(LineMap);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,12 +78,6 @@ impl SourceLines {
     /// not read from a file.
     pub fn line(&self, row: usize) -> usize {
         self.0.line(row)
-    }
-}
-
-impl Default for SourceLines {
-    fn default() -> Self {
-        SourceLines(LineMap::default())
     }
 }
 
@@ -364,8 +358,8 @@ fn parse_field(field: &[u8]) -> Option<f64> {
 
 /// Exact powers of ten representable in an `f64`.
 const POW10: [f64; 23] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
-    1e20, 1e21, 1e22,
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
+    1e21, 1e22,
 ];
 
 /// The common case of a decimal number, `[+-]digits[.digits][e[+-]digits]`
@@ -548,7 +542,7 @@ mod tests {
         while text.len() < PARALLEL_BYTES + 1000 {
             line += 1;
             if line % 100_003 == 7 {
-                text.push_str("\n"); // a blank line now and then, in both halves
+                text.push('\n'); // a blank line now and then, in both halves
                 continue;
             }
             text.push_str(&format!("{i},{}.{:03}\n", i % 97, i % 1000));
@@ -575,8 +569,24 @@ mod tests {
     fn simple_parser_is_bit_identical_to_std() {
         let mut s = 88172645463325252u64;
         let mut cases: Vec<String> = vec![
-            "0", "-0", "+5", "1.", ".5", "-.5", "0.1", "9007199254740993", "9007199254740992", "123456789012345678",
-            "1e22", "1e23", "1e-22", "4.5e-23", "12.5E+3", "-7e0", "0.000000000000000000001", "1.7976931348623157e308",
+            "0",
+            "-0",
+            "+5",
+            "1.",
+            ".5",
+            "-.5",
+            "0.1",
+            "9007199254740993",
+            "9007199254740992",
+            "123456789012345678",
+            "1e22",
+            "1e23",
+            "1e-22",
+            "4.5e-23",
+            "12.5E+3",
+            "-7e0",
+            "0.000000000000000000001",
+            "1.7976931348623157e308",
         ]
         .into_iter()
         .map(String::from)
@@ -601,7 +611,11 @@ mod tests {
             if let Some(v) = parse_simple(c.as_bytes()) {
                 assert_eq!(Some(v.to_bits()), std.map(f64::to_bits), "{c}");
             }
-            assert_eq!(parse_field(c.as_bytes()).map(f64::to_bits), std.filter(|v| v.is_finite()).map(f64::to_bits), "{c}");
+            assert_eq!(
+                parse_field(c.as_bytes()).map(f64::to_bits),
+                std.filter(|v| v.is_finite()).map(f64::to_bits),
+                "{c}"
+            );
         }
         for bad in ["", "-", "+", ".", "e5", "1e", "1e+", "1.2.3", "1,2", "0x10", "--1", "1e5x"] {
             assert_eq!(parse_simple(bad.as_bytes()), None, "{bad}");

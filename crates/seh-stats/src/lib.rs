@@ -13,9 +13,9 @@ pub mod frame;
 pub mod glm;
 pub mod km;
 pub mod linalg;
-pub mod model;
 pub mod logrank;
-pub mod ttexpr;
+pub mod model;
 pub mod special;
+pub mod ttexpr;
 
 pub use frame::{DataFrame, FrameError, SourceLines};

@@ -16,6 +16,9 @@ pub fn cox_data(frame: &ModelFrame) -> Result<CoxData, ProtocolError> {
     if !frame.tt_columns.is_empty() {
         return Err(stat_err("cox", "tt() terms are not supported in a federation yet"));
     }
+    if frame.cluster.is_some() {
+        return Err(stat_err("cox", "cluster() robust variance is not available in a federation yet"));
+    }
     Ok(CoxData {
         p: frame.design.ncols(),
         start: s.start.clone(),
@@ -44,34 +47,58 @@ fn check_ties(spec: &CoxSpec) -> Result<Ties, ProtocolError> {
     }
 }
 
-/// Layout of the stratified answer: `n`, `nevent`, log-likelihood, score (p), packed information.
-pub fn site_stratified(
+/// A site's rows prepared for the stratified kernel (its own strata), reused across rounds.
+/// `None` inside when the site has no events (its strata add nothing).
+#[derive(Debug)]
+pub struct StratifiedPrep {
+    prep: Option<(PreparedCox, Workspace)>,
+    n: usize,
+    nevent: usize,
+    p: usize,
+}
+
+/// Prepares this site's rows with the common centring for [`site_stratified`].
+pub fn prepare_stratified(
     spec: &CoxSpec,
     frame: &ModelFrame,
     centring: &Centring,
+) -> Result<StratifiedPrep, ProtocolError> {
+    check_ties(spec)?;
+    let data = cox_data(frame)?;
+    let p = data.p;
+    let nevent = data.event.iter().filter(|e| **e == 1.0).count();
+    let prep = if nevent == 0 {
+        None
+    } else {
+        let opts = PrepareOptions { centring: kernel_centring(centring, p)?, timefix: true, grid: None };
+        let prep = PreparedCox::new(&data, &opts).map_err(|e| stat_err("cox", e))?;
+        let ws = Workspace::new(&prep);
+        Some((prep, ws))
+    };
+    Ok(StratifiedPrep { prep, n: data.n(), nevent, p })
+}
+
+/// Layout of the stratified answer: `n`, `nevent`, log-likelihood, score (p), packed information.
+pub fn site_stratified(
+    spec: &CoxSpec,
+    sp: &mut StratifiedPrep,
     beta: &[f64],
     enc: &mut Enc,
 ) -> Result<(), ProtocolError> {
     let ties = check_ties(spec)?;
-    let data = cox_data(frame)?;
-    let p = data.p;
+    let p = sp.p;
     if beta.len() != p {
         return Err(ProtocolError::invalid("query", "beta", "length differs from the model's columns"));
     }
-    let nevent = data.event.iter().filter(|e| **e == 1.0).count();
-    enc.count(data.n() as u64);
-    enc.count(nevent as u64);
-    if nevent == 0 {
+    enc.count(sp.n as u64);
+    enc.count(sp.nevent as u64);
+    let Some((prep, ws)) = sp.prep.as_mut() else {
         // No event: this site's strata add nothing to the partial likelihood.
         enc.real(0.0, "loglik")?;
-        enc.reals(&vec![0.0; p + packed_len(p)], "score")?;
-        return Ok(());
-    }
-    let opts = PrepareOptions { centring: kernel_centring(centring, p)?, timefix: true, grid: None };
-    let prep = PreparedCox::new(&data, &opts).map_err(|e| stat_err("cox", e))?;
-    let mut ws = Workspace::new(&prep);
+        return enc.reals(&vec![0.0; p + packed_len(p)], "score");
+    };
     let mut sink = FoldSink::new(p, ties);
-    evaluate_local(&prep, beta, ties, &mut ws, &mut sink).map_err(|e| stat_err("cox kernel", e))?;
+    evaluate_local(prep, beta, ties, ws, &mut sink).map_err(|e| stat_err("cox kernel", e))?;
     enc.real(sink.loglik(), "loglik")?;
     enc.reals(sink.score(), "score")?;
     enc.reals(sink.info_packed(), "information")
@@ -199,7 +226,7 @@ pub fn prepare_pooled(spec: &CoxSpec, frame: &ModelFrame, query: &Query) -> Resu
     // A site without events still has risk sets; the kernel's validation needs one event, so a
     // negligible-weight event row is added and its counts taken back out in `site_pooled`.
     let mut dummy: Option<(usize, f64)> = None;
-    if !data.event.iter().any(|e| *e == 1.0) {
+    if !data.event.contains(&1.0) {
         let (lvl, e) =
             edges.iter().enumerate().find(|(_, e)| !e.is_empty()).ok_or_else(|| stat_err("cox", "empty grid"))?;
         let t = e[0] as f64 * resolution;

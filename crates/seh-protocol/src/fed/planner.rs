@@ -136,15 +136,12 @@ impl Moments {
     }
 }
 
-fn next_or<'a>(it: &mut Sums<'a>, q: Query) -> Result<&'a Vec<u64>, Step> {
-    it.next().ok_or(Step::Query(q))
-}
-
+/// The next sum of the transcript, or (when the transcript ends here) return the query.
 macro_rules! ask {
     ($it:expr, $q:expr) => {
-        match next_or($it, $q) {
-            Ok(s) => s,
-            Err(step) => return Ok(step),
+        match $it.next() {
+            Some(s) => s,
+            None => return Ok(Step::Query($q)),
         }
     };
 }
@@ -157,7 +154,8 @@ fn plan_cox(spec: &CoxSpec, info: &ModelInfo, it: &mut Sums<'_>) -> Result<Step,
     let flavour = if info.counting { Flavour::CountingProcess } else { Flavour::RightCensored };
     let zeros = vec![0.0; p];
     let mut driver = NewtonDriver::new(p, &zeros, control, flavour).map_err(|e| stat_err("cox driver", e))?;
-    let mut meta = json!({ "mode": spec.mode, "concordance": "omitted: R's concordance needs every pair of rows across sites" });
+    let mut meta =
+        json!({ "mode": spec.mode, "concordance": "omitted: R's concordance needs every pair of rows across sites" });
     let mut last: Option<(Vec<f64>, StoredSums)> = None;
     let outcome = match spec.mode {
         CoxMode::Stratified => loop {
@@ -212,9 +210,7 @@ fn plan_cox(spec: &CoxSpec, info: &ModelInfo, it: &mut Sums<'_>) -> Result<Step,
         }
     };
     let baseline = match &last {
-        Some((beta, store)) if *beta == outcome.beta => {
-            Some(baseline(store, &outcome.beta, &centring, &info.levels))
-        }
+        Some((beta, store)) if *beta == outcome.beta => Some(baseline(store, &outcome.beta, &centring, &info.levels)),
         _ => None,
     };
     let fit = federated_fit(FederatedCox {

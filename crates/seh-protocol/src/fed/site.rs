@@ -28,7 +28,8 @@ pub fn frame(analysis: &Analysis, data: &DataFrame) -> Result<ModelFrame, Protoc
                 .iter()
                 .map(|c| {
                     let v = data.column(c).map(<[f64]>::to_vec).unwrap_or_default();
-                    let v = if *c == column { v.iter().map(|x| if x.is_nan() { *x } else { 1.0 }).collect() } else { v };
+                    let v =
+                        if *c == column { v.iter().map(|x| if x.is_nan() { *x } else { 1.0 }).collect() } else { v };
                     (c.clone(), v)
                 })
                 .collect();
@@ -89,6 +90,7 @@ pub fn range_bucket(t: f64) -> usize {
 pub struct SiteCache {
     frame: Option<(String, ModelFrame)>,
     pooled: Option<(String, cox::PooledPrep)>,
+    stratified: Option<(String, cox::StratifiedPrep)>,
 }
 
 /// Rows of a site for this query, encoded for the secure sum (no cache).
@@ -109,6 +111,7 @@ pub fn answer_cached(
     let akey = serde_json::to_string(analysis).map_err(|e| stat_err("cache", e))?;
     if cache.frame.as_ref().is_none_or(|(k, _)| *k != akey) {
         cache.pooled = None;
+        cache.stratified = None;
         cache.frame = Some((akey.clone(), frame(analysis, data)?));
     }
     let Some((_, frame)) = &cache.frame else { return Err(stat_err("cache", "no frame")) };
@@ -118,11 +121,17 @@ pub fn answer_cached(
         Query::Histogram { resolution, bins, levels } => histogram(frame, *resolution, *bins, levels, &mut enc)?,
         Query::CoxStratified { centring, beta } => {
             let Analysis::Cox(spec) = analysis else { return Err(wrong()) };
-            cox::site_stratified(spec, frame, centring, beta, &mut enc)?
+            let ckey = serde_json::to_string(centring).map_err(|e| stat_err("cache", e))?;
+            if cache.stratified.as_ref().is_none_or(|(k, _)| *k != ckey) {
+                cache.stratified = Some((ckey, cox::prepare_stratified(spec, frame, centring)?));
+            }
+            let Some((_, sp)) = cache.stratified.as_mut() else { return Err(stat_err("cache", "no data")) };
+            cox::site_stratified(spec, sp, beta, &mut enc)?
         }
         Query::CoxPooled { centring, resolution, edges, levels, .. } => {
             let Analysis::Cox(spec) = analysis else { return Err(wrong()) };
-            let gkey = serde_json::to_string(&(centring, resolution, edges, levels)).map_err(|e| stat_err("cache", e))?;
+            let gkey =
+                serde_json::to_string(&(centring, resolution, edges, levels)).map_err(|e| stat_err("cache", e))?;
             if cache.pooled.as_ref().is_none_or(|(k, _)| *k != gkey) {
                 cache.pooled = Some((gkey, cox::prepare_pooled(spec, frame, query)?));
             }

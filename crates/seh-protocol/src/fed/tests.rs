@@ -1,9 +1,9 @@
 //! In-memory federations (site answers summed mod 2⁶⁴ exactly as SecAgg+ does) against the
 //! R `survival` / `glm` references and against local pooled fits.
 
-use serde_json::Value;
 use seh_stats::cox::Ties;
 use seh_stats::DataFrame;
+use serde_json::Value;
 
 use super::planner::{merge_info, plan, Step};
 use super::site::{answer, model_info};
@@ -185,7 +185,11 @@ fn merging_small_risk_sets_is_reported() {
 #[test]
 fn km_and_logrank_reproduce_r() {
     let sites = split("lung", "site3");
-    let a = Analysis::Km(KmSpec { formula: "Surv(time, status) ~ sex".into(), conf_type: "log".into(), time_resolution: None });
+    let a = Analysis::Km(KmSpec {
+        formula: "Surv(time, status) ~ sex".into(),
+        conf_type: "log".into(),
+        time_resolution: None,
+    });
     let (v, rounds) = run(&a, &sites);
     assert_eq!(rounds, 2);
     let want = reference("km_lung_cc_sex");
@@ -245,7 +249,8 @@ fn synthetic(sites: usize, counting: bool, seed: u64) -> (DataFrame, Vec<DataFra
             let x2 = f64::from(rng.gen_range(0u8..2));
             let x3 = f64::from(rng.gen_range(0u8..4));
             let stop = f64::from(rng.gen_range(1u32..40));
-            let start = if counting && rng.gen_bool(0.4) { (stop - f64::from(rng.gen_range(1u32..8))).max(0.0) } else { 0.0 };
+            let start =
+                if counting && rng.gen_bool(0.4) { (stop - f64::from(rng.gen_range(1u32..8))).max(0.0) } else { 0.0 };
             let mut event = f64::from(u8::from(rng.gen_bool(0.6)));
             if event == 1.0 {
                 if events_left == 0 {
@@ -263,9 +268,8 @@ fn synthetic(sites: usize, counting: bool, seed: u64) -> (DataFrame, Vec<DataFra
     }
     let names = ["start", "stop", "event", "x1", "x2", "x3", "g"];
     let all = DataFrame::from_columns(names.iter().copied().zip(cols).collect()).unwrap();
-    let frames = (0..sites)
-        .map(|s| all.take_rows(&(0..all.nrows()).filter(|&i| site_of[i] == s).collect::<Vec<_>>()))
-        .collect();
+    let frames =
+        (0..sites).map(|s| all.take_rows(&(0..all.nrows()).filter(|&i| site_of[i] == s).collect::<Vec<_>>())).collect();
     (all, frames)
 }
 

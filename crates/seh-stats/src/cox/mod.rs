@@ -37,8 +37,6 @@ pub mod synth;
 pub mod tt;
 
 #[cfg(test)]
-mod perf_probe;
-#[cfg(test)]
 mod tests;
 
 pub use data::{CoxData, Strata};

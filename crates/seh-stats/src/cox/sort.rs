@@ -37,7 +37,7 @@ pub(crate) fn radix_sort<T: Copy>(items: &mut Vec<(u64, T)>) {
     let mut buf: Vec<(u64, T)> = Vec::new();
     let mut src_is_items = true;
     for (d, h) in hist.iter().enumerate() {
-        if h.iter().any(|&c| c == n) {
+        if h.contains(&n) {
             continue; // every key has the same digit here
         }
         if buf.is_empty() {
@@ -76,7 +76,10 @@ mod tests {
         let mut w = v.clone();
         v.sort_by(f64::total_cmp);
         w.sort_by_key(|x| order_key(*x));
-        assert_eq!(v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), w.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            v.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            w.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! [`ModelFrame::build`](super::ModelFrame::build): resolve columns, `na.omit`,
 //! validate the response, evaluate variables, build design, strata, cluster, offset.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::design::{build_design, Design, VarData};
@@ -13,7 +14,6 @@ enum RespSpec {
     Surv { start: Option<(String, Span)>, stop: (String, Span), event: Option<(String, Span)> },
     Numeric(String, Span),
 }
-
 
 fn not_allowed(formula: &Formula, msg: String, span: Span) -> ModelError {
     ModelError::Formula(formula.error(FormulaErrorKind::NotAllowed(msg), span))
@@ -170,7 +170,12 @@ fn groups(vars: &[(String, Vec<f64>)], n: usize) -> Groups {
 }
 
 /// Evaluates a numeric variable (column, log, tt) on the kept rows.
-fn numeric(var: &Variable, cols: &BTreeMap<String, &[f64]>, kept: &Kept<'_>) -> Result<Vec<f64>, ModelError> {
+/// Borrows the data frame's column when every row is kept and no function applies.
+fn numeric<'a>(
+    var: &Variable,
+    cols: &BTreeMap<String, &'a [f64]>,
+    kept: &Kept<'_>,
+) -> Result<Cow<'a, [f64]>, ModelError> {
     let name = var.kind.column();
     let col = cols.get(name).copied().unwrap_or(&[]);
     match var.kind {
@@ -179,13 +184,17 @@ fn numeric(var: &Variable, cols: &BTreeMap<String, &[f64]>, kept: &Kept<'_>) -> 
             for &r in kept.rows {
                 let x = col.get(r).copied().unwrap_or(f64::NAN);
                 if x <= 0.0 {
-                    return Err(ModelError::NonPositiveLog { column: name.to_string(), line: kept.data.source_line(r) });
+                    return Err(ModelError::NonPositiveLog {
+                        column: name.to_string(),
+                        line: kept.data.source_line(r),
+                    });
                 }
                 out.push(x.ln());
             }
-            Ok(out)
+            Ok(Cow::Owned(out))
         }
-        _ => Ok(kept.take(col)),
+        _ if kept.all => Ok(Cow::Borrowed(col)),
+        _ => Ok(Cow::Owned(kept.take(col))),
     }
 }
 
@@ -301,7 +310,7 @@ pub(super) fn build(data: &DataFrame, formula: &Formula, kind: ModelKind) -> Res
     let mut offset: Option<Vec<f64>> = None;
     for s in terms.specials_of(SpecialKind::Offset) {
         for v in &s.vars {
-            let vals = numeric(v, &cols, &kept)?;
+            let vals = numeric(v, &cols, &kept)?.into_owned();
             offset = Some(match offset {
                 None => vals,
                 Some(o) => o.iter().zip(&vals).map(|(a, b)| a + b).collect(),

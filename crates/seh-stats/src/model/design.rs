@@ -77,9 +77,9 @@ impl Design {
 
 /// A variable evaluated on the kept rows.
 #[derive(Debug, Clone)]
-pub(super) enum VarData {
-    /// Numeric values.
-    Numeric(Vec<f64>),
+pub(super) enum VarData<'a> {
+    /// Numeric values (borrowed from the data frame when no row was dropped).
+    Numeric(Cow<'a, [f64]>),
     /// A factor: per-row level index and the level labels (sorted).
     Factor { codes: Vec<u32>, levels: Vec<String> },
 }
@@ -102,7 +102,7 @@ fn full_dummy(terms: &Terms, t: usize, v: usize) -> bool {
 /// (true for Cox, as R's `coxph`); `intercept_column`: whether to emit `(Intercept)`.
 pub(super) fn build_design(
     terms: &Terms,
-    data: &[VarData],
+    data: &[VarData<'_>],
     nrows: usize,
     coding_intercept: bool,
     intercept_column: bool,
@@ -145,7 +145,7 @@ pub(super) fn build_design(
         for (k, &v) in term.vars.iter().enumerate() {
             let label = &terms.variables[v].label;
             let pieces: Vec<(String, Cow<'_, [f64]>)> = match &data[v] {
-                VarData::Numeric(x) => vec![(label.clone(), Cow::Borrowed(x.as_slice()))],
+                VarData::Numeric(x) => vec![(label.clone(), Cow::Borrowed(x.as_ref()))],
                 VarData::Factor { codes, levels } => {
                     let first = usize::from(!dummy[t][k]);
                     (first..levels.len())
