@@ -231,8 +231,8 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     /// Message for an error that refers to a 1-based row of the complete rows: adds the file and line.
     fn row_error(&self, row: Option<usize>, msg: impl std::fmt::Display) -> anyhow::Error {
-        match row.and_then(|r| r.checked_sub(1)).and_then(|r| self.frame.rows.get(r)) {
-            Some(&r) => anyhow!("{}: line {}: {msg}", self.name, r + 2),
+        match row.and_then(|r| r.checked_sub(1)).and_then(|k| self.frame.line_of(k)) {
+            Some(line) => anyhow!("{}: line {line}: {msg}", self.name),
             None => anyhow!("{}: {msg}", self.name),
         }
     }

@@ -67,6 +67,10 @@ pub fn model_info(analysis: &Analysis, data: &DataFrame) -> Result<ModelInfo, Pr
         return Ok(ModelInfo::default());
     }
     let f = frame(analysis, data)?;
+    if let Analysis::Cox(_) = analysis {
+        // Refuse at the offer (with the reason) what the Cox rounds could not compute.
+        cox::cox_data(&f)?;
+    }
     Ok(ModelInfo {
         levels: f.strata.as_ref().map(|g| g.labels.clone()).unwrap_or_default(),
         terms: f.design.names.clone(),
