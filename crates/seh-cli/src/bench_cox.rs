@@ -184,7 +184,7 @@ pub fn run_child(args: CoxChildArgs) -> anyhow::Result<()> {
     let t1 = Instant::now();
     let frame = seh_stats::model::ModelFrame::build(&df, &formula, seh_stats::model::ModelKind::Cox)?;
     drop(df);
-    let data = crate::fit::cox::cox_data_owned(frame).context("the benchmark formula has no Surv() response")?;
+    let data = frame.into_cox_data().context("the benchmark formula has no Surv() response")?;
     let frame_seconds = t1.elapsed().as_secs_f64();
     let opts = seh_stats::cox::CoxOptions { ties: seh_stats::cox::Ties::Efron, ..Default::default() };
     let fit = seh_stats::cox::fit(&data, &opts)?;

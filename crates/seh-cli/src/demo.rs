@@ -114,7 +114,7 @@ fn local_fit(mode: CoxMode) -> anyhow::Result<Value> {
     };
     let formula = Formula::parse(&f).map_err(|e| anyhow!("{e}"))?;
     let frame = ModelFrame::build(&data, &formula, ModelKind::Cox).map_err(|e| anyhow!("heart.csv: {e}"))?;
-    let cox = crate::fit::cox::cox_data(&frame).context("internal: no Surv() response")?;
+    let cox = frame.cox_data().context("internal: no Surv() response")?;
     let fit = seh_stats::cox::fit(&cox, &CoxOptions { ties: Ties::Efron, concordance: false, ..Default::default() })?;
     Ok(serde_json::to_value(fit)?)
 }

@@ -1,7 +1,7 @@
 //! `seh fit cox`: R's `coxph` + `summary.coxph`.
 
 use seh_stats::cox::tt::{fit_tt, TtTerm};
-use seh_stats::cox::{fit, CoxData, CoxError, CoxFit, CoxOptions, Strata, Ties};
+use seh_stats::cox::{fit, CoxError, CoxFit, CoxOptions, Ties};
 use seh_stats::ttexpr::TtExpr;
 
 use super::{Ctx, Format};
@@ -22,45 +22,9 @@ fn error_row(e: &CoxError) -> Option<usize> {
     }
 }
 
-/// The Cox input of a model frame.
-pub(crate) fn cox_data(frame: &seh_stats::model::ModelFrame) -> Option<CoxData> {
-    let s = frame.surv()?;
-    Some(CoxData {
-        p: frame.design.ncols(),
-        start: s.start.clone(),
-        stop: s.stop.clone(),
-        event: s.event.clone(),
-        x: frame.design.values.clone(),
-        strata: frame.strata.as_ref().map(|g| Strata { codes: g.codes.clone(), labels: g.labels.clone() }),
-        weights: None,
-        offset: frame.offset.clone(),
-        cluster: frame.cluster.clone(),
-        terms: frame.design.names.clone(),
-    })
-}
-
-/// The Cox input of a model frame, taking its vectors instead of copying them
-/// (the frame is consumed). `None` when the frame has no survival response.
-pub(crate) fn cox_data_owned(frame: seh_stats::model::ModelFrame) -> Option<CoxData> {
-    let seh_stats::model::ModelFrame { response, design, strata, cluster, offset, .. } = frame;
-    let seh_stats::model::Response::Surv(s) = response else { return None };
-    Some(CoxData {
-        p: design.ncols(),
-        start: s.start,
-        stop: s.stop,
-        event: s.event,
-        x: design.values,
-        strata: strata.map(|g| Strata { codes: g.codes, labels: g.labels }),
-        weights: None,
-        offset,
-        cluster,
-        terms: design.names,
-    })
-}
-
 /// Fits and renders.
 pub(super) fn run(ctx: &Ctx<'_>, ties: Ties, tt: Option<&TtExpr>) -> anyhow::Result<String> {
-    let data = cox_data(ctx.frame).ok_or_else(|| anyhow::anyhow!("internal: a Cox frame without Surv()"))?;
+    let data = ctx.frame.cox_data().ok_or_else(|| anyhow::anyhow!("internal: a Cox frame without Surv()"))?;
     let opts = CoxOptions { ties, ..CoxOptions::default() };
     let result = match tt {
         Some(expr) if !ctx.frame.tt_columns.is_empty() => {

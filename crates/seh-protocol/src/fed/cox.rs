@@ -12,25 +12,13 @@ use crate::error::ProtocolError;
 
 /// The Cox input of a model frame (the same mapping `seh fit cox` uses).
 pub fn cox_data(frame: &ModelFrame) -> Result<CoxData, ProtocolError> {
-    let s = frame.surv().ok_or_else(|| stat_err("cox", "the model has no Surv() response"))?;
     if !frame.tt_columns.is_empty() {
         return Err(stat_err("cox", "tt() terms are not supported in a federation yet"));
     }
     if frame.cluster.is_some() {
         return Err(stat_err("cox", "cluster() robust variance is not available in a federation yet"));
     }
-    Ok(CoxData {
-        p: frame.design.ncols(),
-        start: s.start.clone(),
-        stop: s.stop.clone(),
-        event: s.event.clone(),
-        x: frame.design.values.clone(),
-        strata: frame.strata.as_ref().map(|g| Strata { codes: g.codes.clone(), labels: g.labels.clone() }),
-        weights: None,
-        offset: frame.offset.clone(),
-        cluster: frame.cluster.clone(),
-        terms: frame.design.names.clone(),
-    })
+    frame.cox_data().ok_or_else(|| stat_err("cox", "the model has no Surv() response"))
 }
 
 fn kernel_centring(c: &Centring, p: usize) -> Result<KernelCentring, ProtocolError> {

@@ -254,42 +254,11 @@ fn grid(hist: &[LevelHistogram], k: u64) -> Result<Grid, ProtocolError> {
     Ok((edges, shifts, merged))
 }
 
-/// Breslow cumulative baseline hazard at covariates 0 from the final summed per-time sums.
+/// Breslow cumulative baseline hazard at covariates 0 from the final summed per-time sums
+/// (the same fold `seh fit` uses).
 fn baseline(store: &StoredSums, beta_int: &[f64], c: &Centring, levels: &[String]) -> BaselineCumhaz {
     let bc: f64 = beta_int.iter().zip(&c.scale).zip(&c.centre).map(|((b, s), m)| b * s * m).sum();
-    let stratified = !levels.is_empty();
-    let mut out = BaselineCumhaz {
-        time: Vec::new(),
-        n_risk: Vec::new(),
-        n_event: Vec::new(),
-        cumhaz: Vec::new(),
-        strata: stratified.then(Vec::new),
-    };
-    let recs = &store.records;
-    let mut i = 0;
-    while i < recs.len() {
-        let s = recs[i].stratum;
-        let mut j = i;
-        while j < recs.len() && recs[j].stratum == s {
-            j += 1;
-        }
-        let mut cum = 0.0;
-        for r in recs[i..j].iter().rev() {
-            if r.n_deaths == 0 {
-                continue;
-            }
-            cum += r.death_weight * (-r.shift - bc).exp() / r.s0;
-            out.time.push(r.time);
-            out.n_risk.push(r.n_risk);
-            out.n_event.push(r.death_weight);
-            out.cumhaz.push(cum);
-            if let Some(st) = out.strata.as_mut() {
-                st.push(levels.get(s).cloned().unwrap_or_default());
-            }
-        }
-        i = j;
-    }
-    out
+    seh_stats::cox::basehaz::baseline_from_sums(store, bc, (!levels.is_empty()).then_some(levels))
 }
 
 fn plan_km(spec: &KmSpec, info: &ModelInfo, it: &mut Sums<'_>) -> Result<Step, ProtocolError> {

@@ -38,13 +38,24 @@ pub fn baseline_cumhaz(
     let mut store = StoredSums::new(prep.p(), false);
     evaluate(prep, beta_int, Ties::Breslow, &mut ws, &mut store)?;
     let bc: f64 = beta.iter().zip(prep.centre()).map(|(b, c)| b * c).sum();
-    let stratified = prep.strata_labels().len() > 1 || !prep.strata_labels()[0].is_empty();
+    let labels = prep.strata_labels();
+    let stratified = labels.len() > 1 || !labels[0].is_empty();
+    Ok(baseline_from_sums(&store, bc, stratified.then_some(labels)))
+}
+
+/// The Breslow cumulative hazard from per-time sums evaluated at the fitted β
+/// (one site's, or the secure sum over sites — the federation calls this too).
+///
+/// `bc` is `Σ β·centre` on the original scale (it moves the hazard from the
+/// centred covariates to covariates = 0); `labels`, for stratified fits, names
+/// each stratum index of the records.
+pub fn baseline_from_sums(store: &StoredSums, bc: f64, labels: Option<&[String]>) -> BaselineCumhaz {
     let mut out = BaselineCumhaz {
         time: Vec::new(),
         n_risk: Vec::new(),
         n_event: Vec::new(),
         cumhaz: Vec::new(),
-        strata: stratified.then(Vec::new),
+        strata: labels.map(|_| Vec::new()),
     };
     let recs = &store.records;
     let mut i = 0;
@@ -64,11 +75,11 @@ pub fn baseline_cumhaz(
             out.n_risk.push(r.n_risk);
             out.n_event.push(r.death_weight);
             out.cumhaz.push(cum);
-            if let Some(st) = out.strata.as_mut() {
-                st.push(prep.strata_labels()[s].clone());
+            if let (Some(st), Some(l)) = (out.strata.as_mut(), labels) {
+                st.push(l.get(s).cloned().unwrap_or_default());
             }
         }
         i = j;
     }
-    Ok(out)
+    out
 }

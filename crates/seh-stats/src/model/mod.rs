@@ -244,3 +244,29 @@ impl ModelFrame {
 pub(crate) fn whole(formula: &crate::formula::Formula) -> Span {
     Span::new(0, formula.source.len())
 }
+
+impl ModelFrame {
+    /// The Cox input of this frame (`None` without a `Surv()` response). Used by
+    /// `seh fit cox`, the benchmark and the federation's site step alike.
+    pub fn cox_data(&self) -> Option<crate::cox::CoxData> {
+        self.clone().into_cox_data()
+    }
+
+    /// As [`ModelFrame::cox_data`], taking the frame's vectors instead of copying them.
+    pub fn into_cox_data(self) -> Option<crate::cox::CoxData> {
+        let ModelFrame { response, design, strata, cluster, offset, .. } = self;
+        let Response::Surv(s) = response else { return None };
+        Some(crate::cox::CoxData {
+            p: design.ncols(),
+            start: s.start,
+            stop: s.stop,
+            event: s.event,
+            x: design.values,
+            strata: strata.map(|g| crate::cox::Strata { codes: g.codes, labels: g.labels }),
+            weights: None,
+            offset,
+            cluster,
+            terms: design.names,
+        })
+    }
+}
