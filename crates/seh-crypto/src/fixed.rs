@@ -143,17 +143,20 @@ impl FixedParams {
     }
 }
 
-/// Round to nearest (ties to even) without a libm call: below 2^52 adding and
-/// subtracting 1.5·2^52 leaves the rounded integer; above, `y` is already an
-/// integer. Precondition: `|y| < 2^62` (guaranteed by the range check), so the
-/// cast is exact and in range.
+/// Round to nearest (ties to even) without a libm call: below 2^51 adding and
+/// subtracting 1.5·2^52 leaves the rounded integer (the sum stays in
+/// [2^52, 2^53), where the spacing of doubles is exactly 1); from 2^51 on the
+/// sum would reach 2^53 and lose the last bit, so those values take
+/// `round_ties_even`. Precondition: `|y| < 2^62` (guaranteed by the range
+/// check), so the cast is exact and in range.
 #[inline]
 fn round_to_i64(y: f64) -> i64 {
     const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 · 2^52
-    if y.abs() < 4_503_599_627_370_496.0 {
+    if y.abs() < 2_251_799_813_685_248.0 {
+        // 2^51
         ((y + MAGIC) - MAGIC) as i64
     } else {
-        y as i64
+        y.round_ties_even() as i64
     }
 }
 
@@ -229,7 +232,21 @@ mod tests {
 
     #[test]
     fn fast_rounding_matches_ties_to_even() {
-        for y in [0.5, 1.5, 2.5, -0.5, -1.5, 0.49999999999999994, -2.4, 1e15 + 0.5, 2f64.powi(53) + 2.0, -3e18] {
+        for y in [
+            0.5,
+            1.5,
+            2.5,
+            -0.5,
+            -1.5,
+            0.49999999999999994,
+            -2.4,
+            1e15 + 0.5,
+            3_756_679_068_754_029.0, // odd, in [2^51, 2^52): once rounded to even by the magic-number path
+            2f64.powi(51) + 0.5,
+            -(2f64.powi(51) + 1.5),
+            2f64.powi(53) + 2.0,
+            -3e18,
+        ] {
             assert_eq!(round_to_i64(y), y.round_ties_even() as i64, "{y}");
         }
     }
