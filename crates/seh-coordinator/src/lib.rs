@@ -308,7 +308,15 @@ async fn apply(
                 let Ok(node) = NodeId::parse(&site.name) else { continue };
                 let sink = lock(sinks).get(&node).map(|(_, s)| s.clone());
                 let len = o.bytes.len() as u64;
-                let Ok(frame) = seh_net::Frame::new(study_id, u64::from(o.round), &o.kind, o.bytes) else { continue };
+                let frame = match seh_net::Frame::new(study_id, u64::from(o.round), &o.kind, o.bytes) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        let event = format!("cannot send {} for round {} to {}: {e}", o.kind, o.round, site.name);
+                        eprintln!("seh coordinator: study {study_id}: {event}");
+                        audit.record(EntryKind::System, json!({ "study": study_id, "event": event }));
+                        continue;
+                    }
+                };
                 match sink {
                     Some(s) => {
                         if s.send(frame.to(node)).await.is_ok() {

@@ -167,7 +167,17 @@ pub async fn run<C: SiteConnector>(config: NodeConfig<C>) -> Result<(), NodeErro
             for output in machine.handle(frame.payload()) {
                 match output {
                     SiteOutput::Send { study_id, round, kind, bytes } => {
-                        let Ok(f) = Frame::new(&study_id, u64::from(round), &kind, bytes) else { continue };
+                        let f = match Frame::new(&study_id, u64::from(round), &kind, bytes) {
+                            Ok(f) => f,
+                            Err(e) => {
+                                // The study cannot progress without this message: say so
+                                // instead of letting the coordinator wait for a timeout.
+                                let event = format!("cannot send {kind} for round {round}: {e}");
+                                eprintln!("seh node {}: study {study_id}: {event}", config.name);
+                                audit.record(EntryKind::System, obj(json!({ "study": study_id, "event": event })));
+                                continue;
+                            }
+                        };
                         if session.sink.send(f).await.is_err() {
                             break;
                         }
