@@ -65,17 +65,8 @@ pub fn run(args: CoxBenchArgs) -> anyhow::Result<()> {
     if args.rows < 10 || args.covariates == 0 || args.repeat == 0 {
         bail!("--rows must be at least 10, --covariates and --repeat at least 1");
     }
-    let tmp;
-    let dir = match &args.workdir {
-        Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-            d.clone()
-        }
-        None => {
-            tmp = TempDir::new("seh-bench-cox")?;
-            tmp.0.clone()
-        }
-    };
+    let wd = crate::workdir::Workdir::new(args.workdir.as_deref(), "seh-bench-cox")?;
+    let dir = wd.path().to_path_buf();
     let p = args.covariates;
     let cp = args.counting_process;
     let csv = dir.join(format!("cox_{}_{}{}.csv", args.rows, p, if cp { "_cp" } else { "" }));
@@ -320,22 +311,4 @@ fn print_text(r: &Value) {
         }
     }
     println!("ratios: peer seconds / seh seconds (higher = seh faster)");
-}
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> anyhow::Result<Self> {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let p = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
-        Ok(TempDir(p))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

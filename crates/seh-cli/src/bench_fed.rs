@@ -322,15 +322,8 @@ fn spawn_logged(args: &[String], log: &Path) -> Result<ChildGuard> {
     Ok(ChildGuard(child))
 }
 
-fn fresh_workdir(a: &FederationBenchArgs) -> Result<PathBuf> {
-    let dir = match &a.workdir {
-        Some(w) => w.clone(),
-        None => std::env::temp_dir().join(format!("seh-bench-fed-{:016x}", OsRng.gen::<u64>())),
-    };
-    std::fs::create_dir_all(&dir)?;
-    let dir = dir.canonicalize()?;
-    ensure!(!dir.join("keys").exists(), "{} already holds a federation; give an empty --workdir", dir.display());
-    Ok(dir)
+fn fresh_workdir(a: &FederationBenchArgs) -> Result<crate::workdir::Workdir> {
+    crate::workdir::Workdir::for_federation(a.workdir.as_deref(), "seh-bench-fed")
 }
 
 /// Site names `site-01`, `site-02`, ….
@@ -356,7 +349,8 @@ pub fn run(a: FederationBenchArgs) -> Result<()> {
 }
 
 fn run_secagg(a: &FederationBenchArgs, threshold: usize) -> Result<()> {
-    let work = fresh_workdir(a)?;
+    let wd = fresh_workdir(a)?;
+    let work = wd.path().to_path_buf();
     let keys = work.join("keys");
     let names = site_names(a.sites);
     init(&KeysInitArgs {
@@ -485,7 +479,7 @@ fn run_secagg(a: &FederationBenchArgs, threshold: usize) -> Result<()> {
         "median_step_seconds": step_medians,
         "median_coordinator_absorb_seconds": busy_medians,
         "max_abs_error": max_err,
-        "workdir": work.display().to_string(),
+        "workdir": wd.report(),
     });
     if a.format == "json" {
         println!("{report}");

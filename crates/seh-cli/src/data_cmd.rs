@@ -144,12 +144,6 @@ fn load_secret(path: &Path, create: bool) -> Result<SiteSecret> {
     SiteSecret::from_bytes(&bytes).map_err(anyhow::Error::from)
 }
 
-/// Peak resident memory of this process (`VmHWM`), if the platform reports it.
-fn peak_memory() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.trim_start_matches("VmHWM:").trim().to_string())
-}
-
 /// Runs `seh data …`.
 pub fn run(cmd: DataCommand) -> Result<()> {
     match cmd {
@@ -191,11 +185,11 @@ fn import(a: ImportArgs) -> Result<()> {
             println!("skipped {} (resource type not imported)", f.display());
         }
         println!(
-            "{} resources from {} files in {secs:.2} s ({:.0} resources/s); peak memory (VmHWM) {}",
+            "{} resources from {} files in {secs:.2} s ({:.0} resources/s); peak memory (VmHWM) {:.0} MiB",
             s.resources,
             s.files.len(),
             s.resources as f64 / secs.max(1e-9),
-            peak_memory().unwrap_or_else(|| "n/a".into())
+            crate::bench_cox::peak_rss_mb()
         );
     } else if let Some(list) = &a.opt_out {
         let n = store.import_opt_outs(list)?;

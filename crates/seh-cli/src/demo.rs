@@ -17,7 +17,7 @@ use seh_stats::model::{ModelFrame, ModelKind};
 use seh_stats::DataFrame;
 use serde_json::Value;
 
-use crate::federate::{fresh_workdir, run_study, FedCommon};
+use crate::federate::{run_study, FedCommon};
 use crate::federate_models::model_json;
 use crate::study::Format;
 
@@ -61,11 +61,8 @@ fn heart_with_sites() -> anyhow::Result<String> {
 
 /// Runs the demo.
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let work = match &args.workdir {
-        Some(w) => w.clone(),
-        None => fresh_workdir()?,
-    };
-    std::fs::create_dir_all(&work)?;
+    let wd = crate::workdir::Workdir::new(args.workdir.as_deref(), "seh-demo")?;
+    let work = wd.path().to_path_buf();
     let input = work.join("heart_site3.csv");
     std::fs::write(&input, heart_with_sites()?)?;
     let common = FedCommon {
@@ -92,7 +89,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         time_resolution: None,
     });
     let outcome = run_study(&common, analysis, None, 1)?;
-    let fed = model_json(&outcome, DEMO_FORMULA)?;
+    let mut fed = model_json(&outcome, DEMO_FORMULA)?;
+    // The federation ran inside the demo's own directory: report that one.
+    if let Some(m) = fed.get_mut("federation").and_then(|f| f.as_object_mut()) {
+        m.insert("workdir".into(), wd.report().into());
+    }
     let local = local_fit(mode)?;
     match args.format {
         Format::Json => {

@@ -257,14 +257,6 @@ pub fn start_node(work: &Path, name: &str) -> Result<ChildGuard> {
     spawn(&["node", "--config", &config.display().to_string()], &work.join(format!("logs/{name}.log")))
 }
 
-pub fn fresh_workdir() -> Result<PathBuf> {
-    let mut raw = [0u8; 6];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
-    let p = std::env::temp_dir().join(format!("seh-federate-{}", hex::encode(&raw)));
-    std::fs::create_dir_all(&p)?;
-    Ok(p)
-}
-
 /// What one federated run produced.
 #[derive(Debug)]
 pub struct RunOutcome {
@@ -293,16 +285,9 @@ pub fn run(cmd: FederateCommand) -> Result<()> {
 /// Sets up keys, configs, the coordinator and one node per site, runs one study and returns the
 /// verified release. `policy_min` is every site's minimum cell count / risk-set size.
 pub fn run_study(a: &FedCommon, analysis: Analysis, threshold: Option<u32>, policy_min: u64) -> Result<RunOutcome> {
-    let work = match &a.workdir {
-        Some(w) => {
-            std::fs::create_dir_all(w)?;
-            w.canonicalize()?
-        }
-        None => fresh_workdir()?,
-    };
-    if work.join("keys").exists() {
-        bail!("{} already holds a federation; give an empty --workdir", work.display());
-    }
+    // Declared first so it is removed (when temporary) after the processes below are stopped.
+    let wd = crate::workdir::Workdir::for_federation(a.workdir.as_deref(), "seh-federate")?;
+    let work = wd.path().to_path_buf();
     let sites = prepare_sites(a, &work.join("data"))?;
     write_federation(&work, &sites, threshold, a, policy_min)?;
     let faulty = a.debug_coordinator_exit_after.is_some();
@@ -347,7 +332,7 @@ pub fn run_study(a: &FedCommon, analysis: Analysis, threshold: Option<u32>, poli
         "coordinator_restarts": restarts,
         "traffic": detail.get("traffic"),
         "seconds": started.elapsed().as_secs_f64(),
-        "workdir": work.display().to_string(),
+        "workdir": wd.report(),
     });
     Ok(RunOutcome { release, doc, meta })
 }

@@ -21,6 +21,7 @@ mod keys;
 mod node_cmd;
 mod output;
 mod study;
+mod workdir;
 
 use std::process::ExitCode;
 

@@ -47,7 +47,8 @@ fn spec_for(length: usize) -> DescribeSpec {
 pub(super) fn run(a: &FederationBenchArgs, threshold: usize) -> Result<()> {
     let spec = spec_for(a.length);
     let length = vector_len(&spec);
-    let work = fresh_workdir(a)?;
+    let wd = fresh_workdir(a)?;
+    let work = wd.path().to_path_buf();
     let names = site_names(a.sites);
     std::fs::create_dir_all(work.join("data"))?;
     let mut sites = Vec::new();
@@ -109,7 +110,7 @@ pub(super) fn run(a: &FederationBenchArgs, threshold: usize) -> Result<()> {
         "max_study_seconds": warm.iter().copied().fold(0.0, f64::max),
         "payload_bytes_sent_per_site": per_site("bytes_from_site"),
         "payload_bytes_received_per_site": per_site("bytes_to_site"),
-        "workdir": work.display().to_string(),
+        "workdir": wd.report(),
     });
     if a.format == "json" {
         println!("{report}");
