@@ -9,6 +9,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .build_transport(false)
+        // `bytes` fields decode as `bytes::Bytes`, sliced out of the receive buffer without a copy.
+        .bytes(".")
         .compile_protos(&["proto/seh_net.proto"], &["proto"])?;
     Ok(())
 }

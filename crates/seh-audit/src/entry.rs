@@ -207,11 +207,14 @@ pub enum EntryKind {
     KeyEvent,
     /// `system`: node start, stop, configuration change.
     System,
+    /// `head_cosign`: a threshold of the sites co-signed this log's head (details hold the signed
+    /// head document and the FROST signature; see `seh_protocol::log_head`).
+    HeadCosign,
 }
 
 impl EntryKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [EntryKind; 7] = [
+    pub const ALL: [EntryKind; 8] = [
         EntryKind::Request,
         EntryKind::PolicyDecision,
         EntryKind::Contribution,
@@ -219,6 +222,7 @@ impl EntryKind {
         EntryKind::RosterChange,
         EntryKind::KeyEvent,
         EntryKind::System,
+        EntryKind::HeadCosign,
     ];
 
     /// The name stored in the log file.
@@ -231,6 +235,7 @@ impl EntryKind {
             EntryKind::RosterChange => "roster_change",
             EntryKind::KeyEvent => "key_event",
             EntryKind::System => "system",
+            EntryKind::HeadCosign => "head_cosign",
         }
     }
 

@@ -25,6 +25,6 @@ pub use canonical::{decode_line, encode_line, DecodeError, MAX_LINE_BYTES};
 pub use entry::{Actor, Entry, EntryKind, FieldError, Hash32, IntegrityError, Timestamp, MAX_ACTOR_BYTES};
 pub use head::{CoSignError, CoSignature, CoSignedHead, LogHead};
 pub use log::{AuditLog, LogError};
-pub use verify::{verify, verify_bytes, verify_with_head, VerifyError, VerifyReport};
+pub use verify::{read_verified, verify, verify_bytes, verify_with_head, VerifyError, VerifyReport};
 
 pub use ed25519_dalek::{SigningKey, VerifyingKey};

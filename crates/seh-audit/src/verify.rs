@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::VerifyingKey;
 
 use crate::canonical::{decode_line, DecodeError};
-use crate::entry::{Hash32, IntegrityError};
+use crate::entry::{Entry, Hash32, IntegrityError};
 use crate::head::LogHead;
 
 /// Result of a successful verification.
@@ -153,6 +153,22 @@ pub fn verify_with_head(path: &Path, key: &VerifyingKey, head: &LogHead) -> Resu
         return Err(VerifyError::HeadMissing { entries: report.entries, head_seq: head.seq });
     }
     Ok(report)
+}
+
+/// [`verify`], returning every entry in order (for readers that need the entries' hashes and
+/// details, such as the co-signed head check in `seh_protocol::log_head`).
+///
+/// Errors: as [`verify`]; nothing is returned unless the whole log verifies.
+pub fn read_verified(path: &Path, key: &VerifyingKey) -> Result<Vec<Entry>, VerifyError> {
+    let bytes = std::fs::read(path).map_err(|source| VerifyError::Io { path: path.to_owned(), source })?;
+    let lines = split_lines(&bytes)?;
+    let mut entries = Vec::with_capacity(lines.len());
+    walk(&bytes, key, |_, _, _| Ok(()))?;
+    for raw in lines {
+        // Every line decoded during the walk above.
+        entries.push(decode_line(raw).map_err(|source| VerifyError::Malformed { line: entries.len() + 1, source })?);
+    }
+    Ok(entries)
 }
 
 fn walk(

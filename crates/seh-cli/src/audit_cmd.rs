@@ -1,5 +1,6 @@
 //! `seh audit verify --log FILE --key HEX|--federation F --member NAME`: checks an audit log's
-//! hash chain and signatures and names the first tampered line.
+//! hash chain and signatures and names the first tampered line; for the coordinator's log (given
+//! the federation file) also checks the log heads the sites co-signed with their group key.
 
 use std::path::PathBuf;
 
@@ -37,6 +38,7 @@ pub struct VerifyArgs {
 /// Runs `seh audit …`.
 pub fn run(cmd: AuditCommand) -> Result<()> {
     let AuditCommand::Verify(a) = cmd;
+    let mut coordinator_fed = None;
     let key = match (&a.key, &a.federation, &a.member) {
         (Some(k), _, _) => {
             let b = hex::decode_array::<32>(k).context("--key: expected 64 hex characters")?;
@@ -45,7 +47,9 @@ pub fn run(cmd: AuditCommand) -> Result<()> {
         (None, Some(f), Some(m)) => {
             let fed = load_federation(f)?;
             if *m == fed.coordinator_name {
-                fed.coordinator_key
+                let key = fed.coordinator_key;
+                coordinator_fed = Some(fed);
+                key
             } else {
                 fed.site_by_name(m).with_context(|| format!("`{m}` is not a member"))?.key
             }
@@ -55,5 +59,24 @@ pub fn run(cmd: AuditCommand) -> Result<()> {
     let report = seh_audit::verify(&a.log, &key)
         .with_context(|| format!("audit log {} FAILED verification", a.log.display()))?;
     println!("audit log {}: OK, {} entries, chain and signatures intact", a.log.display(), report.entries);
+    if let Some(fed) = coordinator_fed {
+        // The coordinator's log also carries the heads the sites co-signed: an entry rewritten
+        // before one of them fails here even if the whole chain was re-hashed and re-signed.
+        let entries = seh_audit::read_verified(&a.log, &key)
+            .with_context(|| format!("audit log {} FAILED verification", a.log.display()))?;
+        let cosigned = seh_protocol::log_head::check_log(&entries, &fed.name, &fed.group_key())
+            .with_context(|| format!("audit log {} FAILED co-signed head verification", a.log.display()))?;
+        match cosigned.last {
+            Some((head, signers)) => println!(
+                "co-signed heads: {} verified under the federation group key; last co-signed head seq {} \
+                 (hash {}), signed by {}",
+                cosigned.cosigned,
+                head.seq,
+                head.hash,
+                signers.join(", ")
+            ),
+            None => println!("co-signed heads: none recorded"),
+        }
+    }
     Ok(())
 }

@@ -35,7 +35,7 @@ use seh_protocol::messages::kind_label;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use crate::coordinator_cmd::{net_roster, runtime};
+use crate::coordinator_cmd::{net_roster, runtime, server_runtime};
 use crate::federate::ChildGuard;
 use crate::keys::{init, load_federation, load_identity, KeysInitArgs};
 
@@ -370,7 +370,7 @@ fn run_secagg(a: &FederationBenchArgs, threshold: usize) -> Result<()> {
     let tls = seh_net::server_config(&ca, &id.tls, roster.clone())?;
     let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
     let total = a.rounds + 1;
-    let stats = runtime()?.block_on(async {
+    let stats = server_runtime()?.block_on(async {
         let (listener, mut acceptor) = seh_net::serve_site_link("127.0.0.1:0".parse()?, tls, roster).await?;
         let addr = listener.local_addr();
         let mut children = Vec::new();

@@ -93,6 +93,13 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
+/// The coordinator's runtime: one worker per core, so the TLS decryption and decoding of the
+/// sites' streams run in parallel with the aggregation instead of queueing behind it.
+pub fn server_runtime() -> Result<tokio::runtime::Runtime> {
+    let workers = std::thread::available_parallelism().map_or(2, |p| p.get()).max(2);
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build()?)
+}
+
 /// Runs `seh coordinator`.
 pub fn run(args: CoordinatorArgs) -> Result<()> {
     let c: CoordinatorToml = read_toml(&args.config)?;
@@ -118,7 +125,7 @@ pub fn run(args: CoordinatorArgs) -> Result<()> {
         connect_grace: Duration::from_secs_f64(c.connect_grace_secs.max(0.0)),
         exit_after_checkpoints: c.debug_exit_after_checkpoints,
     };
-    runtime()?.block_on(async move {
+    server_runtime()?.block_on(async move {
         let ready = move |a: BoundAddrs| {
             eprintln!("seh coordinator: sites on {}, researchers on {}", a.site, a.researcher);
             if let Some(p) = ready_file {

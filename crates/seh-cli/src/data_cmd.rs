@@ -4,7 +4,6 @@
 //! the store (`STORE.secret`, mode 0600) unless `--secret` names another file,
 //! and is created on first import. Keep it out of backups shared with others.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -105,11 +104,7 @@ pub struct SynthArgs {
 }
 
 fn secret_path(store: &Path, secret: &Option<PathBuf>) -> PathBuf {
-    secret.clone().unwrap_or_else(|| {
-        let mut s = store.as_os_str().to_owned();
-        s.push(".secret");
-        PathBuf::from(s)
-    })
+    secret.clone().unwrap_or_else(|| seh_data::secret::default_path(store))
 }
 
 fn load_secret(path: &Path, create: bool) -> Result<SiteSecret> {
@@ -117,31 +112,11 @@ fn load_secret(path: &Path, create: bool) -> Result<SiteSecret> {
         if !create {
             bail!("{}: no site secret (import data first or pass --secret)", path.display());
         }
-        let mut secret_bytes = zeroize::Zeroizing::new([0u8; 32]);
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret_bytes[..]);
-        let hex: String = secret_bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(path).with_context(|| format!("{}: cannot create the site secret", path.display()))?;
-        f.write_all(hex.as_bytes()).with_context(|| format!("{}: cannot write", path.display()))?;
+        let secret = seh_data::secret::create(path)?;
         eprintln!("created site secret {} (keep it private; the store cannot be re-keyed)", path.display());
-        return SiteSecret::from_bytes(&secret_bytes[..]).map_err(anyhow::Error::from);
+        return Ok(secret);
     }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("{}: cannot read the site secret", path.display()))?;
-    let text = text.trim();
-    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        bail!("{}: a site secret is 64 hex digits", path.display());
-    }
-    let bytes: zeroize::Zeroizing<Vec<u8>> = zeroize::Zeroizing::new(
-        (0..32).map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap_or(0)).collect(),
-    );
-    SiteSecret::from_bytes(&bytes).map_err(anyhow::Error::from)
+    Ok(seh_data::secret::read(path)?)
 }
 
 /// Runs `seh data …`.
@@ -223,7 +198,7 @@ fn cohort_cmd(a: CohortArgs) -> Result<()> {
     }
     let table = a.table.clone().unwrap_or_else(|| def.name.replace('-', "_"));
     if let (Some(mut store), true) = (store, table != "-") {
-        let info = store.write_table(&table, &built.frame, &format!("cohort:{}", a.def.display()))?;
+        let info = store.write_cohort(&table, &built, &format!("cohort:{}", a.def.display()))?;
         println!("stored table `{}` ({} rows)", info.name, info.nrows);
     }
     Ok(())
@@ -252,4 +227,65 @@ fn tables(a: StoreArgs) -> Result<()> {
         println!("table {:<16} {:>8} rows  {} ({})", t.name, t.nrows, t.columns.join(", "), t.source);
     }
     Ok(())
+}
+
+/// A site-store table as the data of a local fit (`seh fit … --store S --table T [--purpose P]`).
+#[derive(Clone, Debug)]
+pub struct StoreTable {
+    /// The store file.
+    pub store: PathBuf,
+    /// The table.
+    pub table: String,
+    /// The site secret file (default: STORE.secret).
+    pub secret: Option<PathBuf>,
+    /// Keep only the rows whose patients' consent permits this purpose today.
+    pub purpose: Option<String>,
+}
+
+impl StoreTable {
+    /// The name shown in messages and `Call:` lines: `STORE:TABLE`.
+    pub fn name(&self) -> String {
+        format!("{}:{}", self.store.display(), self.table)
+    }
+
+    /// Reads the table. With a purpose it goes through the node's loader
+    /// ([`seh_node::store_site::load`]: the rows' patient pseudonyms and the store's FHIR `Consent`
+    /// records and opt-out list) and keeps the rows a `seh federate` site would keep: the opt-out
+    /// regime of its policy (a patient without an applicable record stays; a deny or an opt-out
+    /// removes every row of the patient), evaluated at today's date. Prints the kept/removed row
+    /// counts to stderr.
+    pub fn load(&self) -> Result<seh_stats::DataFrame> {
+        let Some(purpose) = &self.purpose else {
+            if !self.store.is_file() {
+                bail!("{}: no such store", self.store.display());
+            }
+            let sa = StoreArgs { store: self.store.clone(), secret: self.secret.clone() };
+            return Ok(open_store(&sa, false)?.read_table(&self.table)?);
+        };
+        if purpose.is_empty() || !purpose.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            bail!("--purpose `{purpose}`: not a v3-ActReason code such as HRESCH");
+        }
+        let cfg = seh_node::store_site::StoreToml {
+            path: self.store.clone(),
+            table: self.table.clone(),
+            secret: self.secret.clone(),
+        };
+        let site = seh_node::store_site::load(&cfg, seh_policy::consent::ConsentRegime::OptOut)?;
+        let rows: Vec<(usize, &str)> = site.patient_keys.iter().map(String::as_str).enumerate().collect();
+        let purpose_code = seh_policy::consent::Purpose::act_reason(purpose);
+        let today = seh_node::governance::today();
+        let (kept, audit) = site.consent.filter_rows(rows, |r| r.1, &purpose_code, today);
+        let idx: Vec<usize> = kept.into_iter().map(|r| r.0).collect();
+        let a = audit.audit_value();
+        eprintln!(
+            "consent for {purpose}: {} of {} rows kept ({} removed: {} opted out, {} by a deny, {} without consent)",
+            idx.len(),
+            site.data.nrows(),
+            a.removed,
+            a.by_opt_out,
+            a.by_deny_provision,
+            a.by_no_applicable_consent
+        );
+        Ok(site.data.take_rows(&idx))
+    }
 }

@@ -69,8 +69,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         sites: Vec::new(),
         data: Some(input),
         split_by: Some("site3".into()),
+        site_stores: Vec::new(),
+        table: None,
+        purpose: None,
         workdir: Some(work.join("federation")),
         min_cell_count: 5,
+        dp_epsilon: None,
         round_timeout: 10.0,
         format: args.format,
         debug_exit_site: None,
@@ -80,15 +84,17 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         crate::federate_models::ModeArg::Pooled => CoxMode::Pooled,
         crate::federate_models::ModeArg::Stratified => CoxMode::Stratified,
     };
-    // Risk sets are released down to 1 row so that the pooled fit is exact (no merging).
+    // Risk sets are released down to the policy floor of 3 rows; none is that small in this
+    // data, so nothing is merged and the pooled fit is exact.
     let analysis = Analysis::Cox(CoxSpec {
         formula: DEMO_FORMULA.into(),
         ties: Ties::Efron,
         mode,
-        min_risk_set: 1,
+        min_risk_set: 3,
         time_resolution: None,
+        tt: None,
     });
-    let outcome = run_study(&common, analysis, None, 1)?;
+    let outcome = run_study(&common, analysis, None, 3)?;
     let mut fed = model_json(&outcome, DEMO_FORMULA)?;
     // The federation ran inside the demo's own directory: report that one.
     if let Some(m) = fed.get_mut("federation").and_then(|f| f.as_object_mut()) {

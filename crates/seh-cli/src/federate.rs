@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
+use seh_policy::policy::{open_policy_toml_for, AnalysisKind};
 use seh_protocol::hex;
 use seh_protocol::spec::Analysis;
 use seh_stats::DataFrame;
@@ -40,6 +41,9 @@ pub struct FederateArgs {
     /// Analysis options.
     #[command(flatten)]
     pub describe: DescribeOpts,
+    /// Secure-sum back-end.
+    #[arg(long, value_enum, default_value_t = crate::federate_models::AggregationArg::Secagg)]
+    pub aggregation: crate::federate_models::AggregationArg,
 }
 
 /// Data and federation flags shared by every `seh federate` analysis.
@@ -54,12 +58,29 @@ pub struct FedCommon {
     /// … split into sites by the values of this (numeric) column.
     #[arg(long, requires = "data")]
     pub split_by: Option<String>,
+    /// A site served from its SQLite site store, `NAME=STORE.sqlite` (repeatable; with
+    /// `--table`; the secret is `STORE.sqlite.secret`). Consent comes from the store's FHIR
+    /// `Consent` records and opt-out list.
+    #[arg(long = "site-store", conflicts_with = "data", requires = "table")]
+    pub site_stores: Vec<String>,
+    /// The store table every `--site-store` site serves (a cohort from `seh data cohort`).
+    #[arg(long)]
+    pub table: Option<String>,
+    /// The study's purpose of use (v3-ActReason code; default HRESCH). Every site's policy
+    /// serves it, and each site's consent filter keeps the rows permitted for it.
+    #[arg(long)]
+    pub purpose: Option<String>,
     /// Directory for keys, configs, state, logs and audit files (default: a new temp dir).
     #[arg(long)]
     pub workdir: Option<PathBuf>,
-    /// Minimum cell count of every site's policy.
+    /// Minimum cell count of every site's policy. Below 3 (the DataSHIELD floor) the generated
+    /// policies are marked `local_verification`: for checking against R on rows you hold.
     #[arg(long, default_value_t = 5)]
     pub min_cell_count: u64,
+    /// Differential privacy (describe): each site adds its share of discrete Gaussian noise
+    /// calibrated to this ε (δ = 1e-6) and charges it to the researcher's budget.
+    #[arg(long)]
+    pub dp_epsilon: Option<f64>,
     /// Seconds one protocol step waits for sites.
     #[arg(long, default_value_t = 10.0)]
     pub round_timeout: f64,
@@ -119,15 +140,36 @@ pub fn prepare_sites(a: &FedCommon, dir: &Path) -> Result<Vec<(String, PathBuf)>
         }
         return Ok(out);
     }
-    if a.sites.is_empty() {
-        bail!("give --site NAME=FILE.csv (repeatable) or --data FILE.csv --split-by COLUMN");
+    if a.sites.is_empty() && a.site_stores.is_empty() {
+        bail!(
+            "give --site NAME=FILE.csv or --site-store NAME=STORE.sqlite (repeatable), \
+             or --data FILE.csv --split-by COLUMN"
+        );
     }
-    let mut out = Vec::new();
+    let mut out: Vec<(String, PathBuf)> = store_sites(a)?.into_iter().collect();
     for s in &a.sites {
         let (name, file) = s.split_once('=').with_context(|| format!("--site `{s}`: expected NAME=FILE.csv"))?;
+        if out.iter().any(|(n, _)| n == name) {
+            bail!("--site `{s}`: site `{name}` is named twice");
+        }
         let path = dir.join(format!("{name}.csv"));
         std::fs::copy(file, &path).with_context(|| format!("--site `{s}`: cannot read {file}"))?;
         out.push((name.to_owned(), path));
+    }
+    Ok(out)
+}
+
+/// The `--site-store NAME=STORE` sites, by name, with absolute store paths (the nodes read the
+/// stores in place; they are not copied).
+pub fn store_sites(a: &FedCommon) -> Result<BTreeMap<String, PathBuf>> {
+    let mut out = BTreeMap::new();
+    for s in &a.site_stores {
+        let (name, file) =
+            s.split_once('=').with_context(|| format!("--site-store `{s}`: expected NAME=STORE.sqlite"))?;
+        let path = std::fs::canonicalize(file).with_context(|| format!("--site-store `{s}`: no store {file}"))?;
+        if out.insert(name.to_owned(), path).is_some() {
+            bail!("--site-store `{s}`: site `{name}` is named twice");
+        }
     }
     Ok(out)
 }
@@ -194,29 +236,45 @@ pub fn write_federation(
     }
     let exit_site = a.debug_exit_site.as_ref().and_then(|s| s.split_once(':'));
     let researcher_key = crate::keys::load_identity(&keys.join("researcher"))?.key.verifying_key();
+    // Every site gets the same permissive policy file at the DataSHIELD floors (seh-policy).
+    let kinds = [AnalysisKind::Descriptive, AnalysisKind::Cox, AnalysisKind::Km, AnalysisKind::Glm];
+    let researchers = [("researcher".to_owned(), hex::encode(researcher_key.as_bytes()))];
+    let mut purposes = vec![seh_policy::consent::HRESCH];
+    purposes.extend(a.purpose.as_deref().filter(|p| *p != seh_policy::consent::HRESCH));
+    let policy_text = open_policy_toml_for(&researchers, &kinds, policy_min, &purposes);
+    let stores = store_sites(a)?;
+    seh_policy::SitePolicy::from_toml_str(&policy_text, "site policy")
+        .map_err(|e| anyhow::anyhow!("the minimum count {policy_min} is not a valid site policy: {e}"))?;
     for (name, data) in sites {
+        let policy = work.join(format!("config/{name}.policy.toml"));
+        std::fs::write(&policy, &policy_text)?;
+        let debug = match exit_site.filter(|(s, _)| s == name) {
+            Some((_, n)) => format!("debug_exit_after_messages = {n}\n"),
+            None => String::new(),
+        };
+        // A store site serves `--table` of its store (a `[store]` table, last in the file).
+        let (data_line, store_table) = match (stores.get(name), &a.table) {
+            (Some(store), Some(table)) => {
+                (String::new(), format!("\n[store]\npath = {}\ntable = {table:?}\n", toml_path(store)))
+            }
+            (Some(_), None) => bail!("--site-store needs --table"),
+            (None, _) => (format!("data = {}\n", toml_path(data)), String::new()),
+        };
         std::fs::write(
             work.join(format!("config/{name}.toml")),
             format!(
-                "federation = {}\nca = {}\nidentity = {}\ncoordinator_ready_file = {}\ndata = {}\naudit_log = {}\n\
-                 state_file = {}\n\n[policy]\nallowed_researchers = [\"{}\"]\nallowed_analyses = [\"describe\", \"cox\", \"km\", \"glm\"]\nmin_cell_count = {}\n",
+                "federation = {}\nca = {}\nidentity = {}\ncoordinator_ready_file = {}\n{data_line}audit_log = {}\n\
+                 state_file = {}\npolicy_file = {}\nbudget_ledger = {}\n{debug}{store_table}",
                 toml_path(&fed),
                 toml_path(&ca),
                 toml_path(&keys.join(name)),
                 toml_path(&ready),
-                toml_path(data),
                 toml_path(&work.join(format!("state/{name}.audit.jsonl"))),
                 toml_path(&work.join(format!("state/{name}.reveals.json"))),
-                hex::encode(researcher_key.as_bytes()),
-                policy_min,
+                toml_path(&policy),
+                toml_path(&work.join(format!("state/{name}.budget.json"))),
             ),
         )?;
-        if let Some((_, n)) = exit_site.filter(|(s, _)| s == name) {
-            let p = work.join(format!("config/{name}.toml"));
-            let text = std::fs::read_to_string(&p)?;
-            let text = text.replace("\n[policy]", &format!("debug_exit_after_messages = {n}\n\n[policy]"));
-            std::fs::write(p, text)?;
-        }
     }
     std::fs::write(
         work.join("config/researcher.toml"),
@@ -277,7 +335,8 @@ pub fn run(cmd: FederateCommand) -> Result<()> {
         FederateCommand::Glm(g) => return crate::federate_models::run_glm(g),
     };
     let analysis = Analysis::Describe(a.describe.spec()?);
-    let o = run_study(&a.common, analysis, a.describe.threshold, a.common.min_cell_count)?;
+    let agg = a.aggregation.spec();
+    let o = run_study_with(&a.common, analysis, a.describe.threshold, a.common.min_cell_count, agg)?;
     print_release(&o.release, &o.doc, Some(o.meta), a.common.format);
     Ok(())
 }
@@ -285,6 +344,17 @@ pub fn run(cmd: FederateCommand) -> Result<()> {
 /// Sets up keys, configs, the coordinator and one node per site, runs one study and returns the
 /// verified release. `policy_min` is every site's minimum cell count / risk-set size.
 pub fn run_study(a: &FedCommon, analysis: Analysis, threshold: Option<u32>, policy_min: u64) -> Result<RunOutcome> {
+    run_study_with(a, analysis, threshold, policy_min, Default::default())
+}
+
+/// [`run_study`] with the secure-sum back-end (`secagg` or `he`).
+pub fn run_study_with(
+    a: &FedCommon,
+    analysis: Analysis,
+    threshold: Option<u32>,
+    policy_min: u64,
+    aggregation: seh_protocol::spec::Aggregation,
+) -> Result<RunOutcome> {
     // Declared first so it is removed (when temporary) after the processes below are stopped.
     let wd = crate::workdir::Workdir::for_federation(a.workdir.as_deref(), "seh-federate")?;
     let work = wd.path().to_path_buf();
@@ -297,12 +367,13 @@ pub fn run_study(a: &FedCommon, analysis: Analysis, threshold: Option<u32>, poli
         if faulty { "coordinator-faulty.toml" } else { "coordinator.toml" },
     )?;
     let _nodes: Vec<ChildGuard> = sites.iter().map(|(n, _)| start_node(&work, n)).collect::<Result<_>>()?;
-    let researcher = Researcher::from_config(&work.join("config/researcher.toml"))?;
+    let mut researcher = Researcher::from_config(&work.join("config/researcher.toml"))?;
+    researcher.purpose = a.purpose.clone();
     let names: Vec<String> = sites.iter().map(|(n, _)| n.clone()).collect();
     let started = Instant::now();
     let mut restarts = 0u32;
     let (release, doc, status) = runtime()?.block_on(async {
-        let id = researcher.submit(analysis, names.clone(), threshold).await?;
+        let id = researcher.submit_full(analysis, names.clone(), threshold, aggregation, a.dp_epsilon).await?;
         let s = loop {
             // Supervise the coordinator: a coordinator that died is restarted and resumes from SQLite.
             if coordinator.0.try_wait()?.is_some() {
@@ -325,14 +396,35 @@ pub fn run_study(a: &FedCommon, analysis: Analysis, threshold: Option<u32>, poli
         let (release, doc) = researcher.result(&id).await?;
         Ok((release, doc, s))
     })?;
+    let seconds = started.elapsed().as_secs_f64();
+    if a.workdir.is_some() {
+        // The kept workdir is for inspection: let the sites co-sign the coordinator's audit-log
+        // head (it happens after the release) before the processes are stopped.
+        wait_for_head_cosign(&work.join("state/coordinator.audit.jsonl"), Duration::from_secs(15));
+    }
     let detail: serde_json::Value = serde_json::from_str(&status.detail).unwrap_or_default();
     let meta = serde_json::json!({
         "sites": names,
+        "aggregation": aggregation.name(),
         "rounds": status.round,
         "coordinator_restarts": restarts,
         "traffic": detail.get("traffic"),
-        "seconds": started.elapsed().as_secs_f64(),
+        "seconds": seconds,
         "workdir": wd.report(),
     });
     Ok(RunOutcome { release, doc, meta })
+}
+
+/// Waits (at most `limit`) until the coordinator's audit log at `log` has a `head_cosign` entry
+/// or an entry saying the head was not co-signed. Gives up silently: the release stands either way.
+fn wait_for_head_cosign(log: &std::path::Path, limit: Duration) {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains("\"kind\":\"head_cosign\"") || text.contains("audit-log head not co-signed") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("seh federate: the sites had not co-signed the coordinator's log head after {limit:?}");
 }

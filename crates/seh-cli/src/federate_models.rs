@@ -9,7 +9,7 @@ use seh_protocol::fed::{CoxMode, CoxSpec, GlmSpec, KmSpec};
 use seh_protocol::spec::Analysis;
 use serde_json::Value;
 
-use crate::federate::{run_study, FedCommon, RunOutcome};
+use crate::federate::{run_study_with, FedCommon, RunOutcome};
 use crate::study::Format;
 
 /// Secure-sum back-end.
@@ -19,6 +19,16 @@ pub enum AggregationArg {
     Secagg,
     /// Threshold homomorphic encryption (BFV).
     He,
+}
+
+impl AggregationArg {
+    /// The study spec's back-end.
+    pub fn spec(self) -> seh_protocol::spec::Aggregation {
+        match self {
+            AggregationArg::Secagg => seh_protocol::spec::Aggregation::Secagg,
+            AggregationArg::He => seh_protocol::spec::Aggregation::He,
+        }
+    }
 }
 
 /// Cox ties method.
@@ -53,9 +63,6 @@ pub struct ModelCommon {
     /// Secure-aggregation threshold t (default: a strict majority of the sites).
     #[arg(long)]
     pub threshold: Option<u32>,
-    /// Differential privacy (not available in federated model fits yet).
-    #[arg(long)]
-    pub dp_epsilon: Option<f64>,
     /// Data and federation flags.
     #[command(flatten)]
     pub fed: FedCommon,
@@ -79,7 +86,8 @@ pub struct FedCoxArgs {
     /// Public time resolution of the event-time histogram (default: a power of ten from the range).
     #[arg(long)]
     pub time_resolution: Option<f64>,
-    /// Time transform for tt() terms (not available in a federation yet).
+    /// Time transform `f(x, t)` of tt() terms (as `seh fit cox --tt`); pooled mode evaluates it
+    /// at the securely released event times, stratified mode at each site's own event times.
     #[arg(long, value_name = "EXPR")]
     pub tt: Option<String>,
 }
@@ -110,13 +118,8 @@ pub struct FedGlmArgs {
 }
 
 fn check_common(m: &ModelCommon) -> Result<()> {
-    if m.aggregation == AggregationArg::He {
-        bail!(
-            "--aggregation he: the threshold-HE back-end is not available yet in the study runtime \
-             (it is being built in seh-crypto::he); use --aggregation secagg"
-        );
-    }
-    if m.dp_epsilon.is_some() {
+    // `--dp-epsilon` is a FedCommon flag (describe); model fits refuse it.
+    if m.fed.dp_epsilon.is_some() {
         bail!("--dp-epsilon: differential privacy is not available yet for federated model fits");
     }
     Ok(())
@@ -125,8 +128,8 @@ fn check_common(m: &ModelCommon) -> Result<()> {
 /// The Cox analysis of the flags.
 pub fn cox_analysis(a: &FedCoxArgs) -> Result<Analysis> {
     check_common(&a.model)?;
-    if a.tt.is_some() {
-        bail!("--tt: time-varying coefficients are not available in a federation yet");
+    if let Some(tt) = &a.tt {
+        seh_stats::ttexpr::TtExpr::parse(tt).map_err(|e| anyhow::anyhow!("--tt: {e}"))?;
     }
     let ties = match a.ties {
         FedTies::Efron => seh_stats::cox::Ties::Efron,
@@ -146,6 +149,7 @@ pub fn cox_analysis(a: &FedCoxArgs) -> Result<Analysis> {
         mode,
         min_risk_set: a.min_risk_set,
         time_resolution: a.time_resolution,
+        tt: a.tt.clone(),
     }))
 }
 
@@ -153,7 +157,7 @@ pub fn cox_analysis(a: &FedCoxArgs) -> Result<Analysis> {
 pub fn run_cox(a: FedCoxArgs) -> Result<()> {
     let analysis = cox_analysis(&a)?;
     // Every site's policy allows risk sets down to --min-risk-set (the default policy: 5).
-    let o = run_study(&a.model.fed, analysis, a.model.threshold, a.min_risk_set)?;
+    let o = run_study_with(&a.model.fed, analysis, a.model.threshold, a.min_risk_set, a.model.aggregation.spec())?;
     print_model(&o, a.model.fed.format, &a.model.formula)
 }
 
@@ -165,7 +169,8 @@ pub fn run_km(a: FedKmArgs) -> Result<()> {
         conf_type: a.conf_type.clone(),
         time_resolution: a.time_resolution,
     });
-    let o = run_study(&a.model.fed, analysis, a.model.threshold, a.model.fed.min_cell_count)?;
+    let (fed, agg) = (&a.model.fed, a.model.aggregation.spec());
+    let o = run_study_with(fed, analysis, a.model.threshold, fed.min_cell_count, agg)?;
     print_model(&o, a.model.fed.format, &a.model.formula)
 }
 
@@ -173,7 +178,8 @@ pub fn run_km(a: FedKmArgs) -> Result<()> {
 pub fn run_glm(a: FedGlmArgs) -> Result<()> {
     check_common(&a.model)?;
     let analysis = Analysis::Glm(GlmSpec { formula: a.model.formula.clone(), family: a.family.clone() });
-    let o = run_study(&a.model.fed, analysis, a.model.threshold, a.model.fed.min_cell_count)?;
+    let (fed, agg) = (&a.model.fed, a.model.aggregation.spec());
+    let o = run_study_with(fed, analysis, a.model.threshold, fed.min_cell_count, agg)?;
     print_model(&o, a.model.fed.format, &a.model.formula)
 }
 

@@ -9,6 +9,7 @@ mod audit_cmd;
 mod bench;
 mod bench_cox;
 mod bench_fed;
+mod bench_fedcox;
 mod bench_he;
 mod bench_psi;
 mod coordinator_cmd;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Args;
 use seh_net::{ClientTls, GrpcSiteConnector, NetError, NodeId, Session, SiteConnector};
+use seh_node::governance::{ConsentToml, LegacyPolicy};
 use seh_node::NodeConfig;
-use seh_protocol::policy::SitePolicy;
 use seh_stats::DataFrame;
 use serde::Deserialize;
 
@@ -37,14 +37,22 @@ pub struct NodeToml {
     pub coordinator: Option<SocketAddr>,
     /// … the coordinator's ready file, re-read on every (re)connect.
     pub coordinator_ready_file: Option<PathBuf>,
-    /// The site's analysis table (CSV, numeric columns).
-    pub data: PathBuf,
+    /// The site's analysis table (CSV, numeric columns), or …
+    pub data: Option<PathBuf>,
+    /// … a table of the site's SQLite store (`path`, `table`, `secret`; consent from the store).
+    pub store: Option<seh_node::store_site::StoreToml>,
     /// Audit log.
     pub audit_log: PathBuf,
     /// Reveal-record state file.
     pub state_file: PathBuf,
-    /// Policy.
-    pub policy: SitePolicy,
+    /// The site policy file (`seh-policy` TOML, see `examples/policy/site-policy.toml`) …
+    pub policy_file: Option<PathBuf>,
+    /// … or a legacy `[policy]` table (converted; see `seh_node::governance::LegacyPolicy`).
+    pub policy: Option<LegacyPolicy>,
+    /// Consent sources of a CSV site (`file`, `id_column`).
+    pub consent: Option<ConsentToml>,
+    /// DP budget ledger (default: the state file with extension `budget.json`).
+    pub budget_ledger: Option<PathBuf>,
     /// Fault injection for tests: exit after sending this many protocol messages.
     pub debug_exit_after_messages: Option<u64>,
 }
@@ -95,7 +103,21 @@ pub fn run(args: NodeArgs) -> Result<()> {
     let share = load_frost_share(&at(&c.identity))?;
     let coordinator = NodeId::parse(&fed.coordinator_name)?;
     let tls = ClientTls::new(&ca, Some(&id.tls), &coordinator, Some(fed.coordinator_key))?;
-    let data = load_data(&at(&c.data))?;
+    let ledger = c.budget_ledger.as_ref().map_or_else(|| at(&c.state_file).with_extension("budget.json"), |p| at(p));
+    let consent = c.consent.clone().map(|t| ConsentToml { file: t.file.map(|f| at(&f)), ..t });
+    let mut settings = seh_node::governance::settings(
+        &args.config,
+        c.policy.as_ref(),
+        c.policy_file.as_ref().map(|p| at(p)).as_deref(),
+        consent.as_ref(),
+        ledger,
+    )?;
+    let data = match (&c.data, &c.store) {
+        (Some(d), None) => load_data(&at(d))?,
+        (None, Some(store)) => seh_node::store_site::attach(&store.resolved(at), &mut settings)?,
+        _ => anyhow::bail!("{}: give exactly one of `data` and a `[store]` table", args.config.display()),
+    };
+    let governance = seh_node::governance::build(settings, &data)?;
     let connector = match (&c.coordinator, &c.coordinator_ready_file) {
         (Some(addr), None) => Dial::Fixed(GrpcSiteConnector::new(*addr, tls, coordinator, fed.coordinator_key)),
         (None, Some(p)) => {
@@ -108,7 +130,7 @@ pub fn run(args: NodeArgs) -> Result<()> {
         name: id.name.clone(),
         key: id.key.clone(),
         frost_share: share.clone(),
-        policy: c.policy.clone(),
+        governance,
         data: data.clone(),
         connector,
         audit_path: at(&c.audit_log),

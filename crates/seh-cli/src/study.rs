@@ -103,6 +103,13 @@ pub struct RunArgs {
     /// Sites (default: every site of the federation).
     #[arg(long, value_delimiter = ',')]
     pub sites: Vec<String>,
+    /// Purpose of use (v3-ActReason code, default HRESCH): each site keeps only the rows whose
+    /// patients' consent permits it, and refuses a purpose its policy does not serve.
+    #[arg(long)]
+    pub purpose: Option<String>,
+    /// Secure-sum back-end (`secagg` or `he`; each site's policy must allow it).
+    #[arg(long, value_enum, default_value_t = crate::federate_models::AggregationArg::Secagg)]
+    pub aggregation: crate::federate_models::AggregationArg,
     /// Return after submitting.
     #[arg(long)]
     pub no_wait: bool,
@@ -135,6 +142,8 @@ pub struct Researcher {
     pub fed: Federation,
     /// Identity.
     pub id: Identity,
+    /// The purpose of use of the studies it submits (v3-ActReason code; `None`: HRESCH).
+    pub purpose: Option<String>,
     tls: ClientTls,
     addr: Option<SocketAddr>,
     ready_file: Option<PathBuf>,
@@ -154,7 +163,7 @@ impl Researcher {
         let id = load_identity(identity)?;
         let coordinator = NodeId::parse(&fed.coordinator_name)?;
         let tls = ClientTls::new(&ca, Some(&id.tls), &coordinator, Some(fed.coordinator_key))?;
-        Ok(Researcher { fed, id, tls, addr, ready_file: ready })
+        Ok(Researcher { fed, id, purpose: None, tls, addr, ready_file: ready })
     }
 
     /// From a researcher TOML file.
@@ -182,6 +191,30 @@ impl Researcher {
 
     /// Signs and submits a study; returns its id.
     pub async fn submit(&self, analysis: Analysis, sites: Vec<String>, threshold: Option<u32>) -> Result<String> {
+        self.submit_with(analysis, sites, threshold, Default::default()).await
+    }
+
+    /// [`Researcher::submit`] with the secure-sum back-end (`secagg` or `he`).
+    pub async fn submit_with(
+        &self,
+        analysis: Analysis,
+        sites: Vec<String>,
+        threshold: Option<u32>,
+        aggregation: seh_protocol::spec::Aggregation,
+    ) -> Result<String> {
+        self.submit_full(analysis, sites, threshold, aggregation, None).await
+    }
+
+    /// [`Researcher::submit_with`] plus differential privacy: every site adds its share of noise
+    /// and charges `dp_epsilon` to this researcher's budget (describe studies only).
+    pub async fn submit_full(
+        &self,
+        analysis: Analysis,
+        sites: Vec<String>,
+        threshold: Option<u32>,
+        aggregation: seh_protocol::spec::Aggregation,
+        dp_epsilon: Option<f64>,
+    ) -> Result<String> {
         let sites = if sites.is_empty() { self.fed.sites().map(|s| s.name.clone()).collect() } else { sites };
         let mut raw = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut raw);
@@ -190,7 +223,11 @@ impl Researcher {
             researcher: self.id.name.clone(),
             analysis,
             threshold: threshold.unwrap_or_else(|| StudySpec::default_threshold(sites.len())),
+            aggregation,
             sites,
+            purpose: self.purpose.clone().unwrap_or_else(|| seh_protocol::spec::DEFAULT_PURPOSE.into()),
+            dp_epsilon,
+            dp_delta: None,
         };
         let signed = SignedStudy::sign(&spec, &self.id.key)?;
         let frame = Frame::new(&spec.study_id, 0, "study/submit", serde_json::to_vec(&signed)?)?;
@@ -285,10 +322,11 @@ pub fn run(cmd: StudyCommand) -> Result<()> {
     let rt = runtime()?;
     match cmd {
         StudyCommand::Run(a) => {
-            let r = Researcher::from_config(&a.config)?;
+            let mut r = Researcher::from_config(&a.config)?;
+            r.purpose = a.purpose.clone();
             let analysis = Analysis::Describe(a.describe.spec()?);
             rt.block_on(async {
-                let id = r.submit(analysis, a.sites.clone(), a.describe.threshold).await?;
+                let id = r.submit_with(analysis, a.sites.clone(), a.describe.threshold, a.aggregation.spec()).await?;
                 eprintln!("study {id} submitted");
                 if a.no_wait {
                     println!("{id}");

@@ -139,6 +139,20 @@ fn five_sites_threshold_three_give_the_pooled_numbers_and_leak_nothing() {
     let out = verify(&bad);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("line"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The sites co-signed the coordinator's log head after the release (FROST, DESIGN §4), and
+    // `seh audit verify` checks that co-signature under the federation's group key.
+    let coord = Command::new(seh)
+        .args(["audit", "verify", "--log"])
+        .arg(fed.join("state/coordinator.audit.jsonl"))
+        .args(["--federation"])
+        .arg(fed.join("keys/federation.json"))
+        .args(["--member", "coordinator"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&coord.stdout);
+    assert!(coord.status.success(), "{said} {}", String::from_utf8_lossy(&coord.stderr));
+    assert!(said.contains("co-signed heads: 1 verified under the federation group key"), "{said}");
     let _ = std::fs::remove_dir_all(&work);
 }
 

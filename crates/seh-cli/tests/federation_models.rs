@@ -162,7 +162,17 @@ fn km_and_logrank_over_processes_equal_r() {
 #[test]
 fn logistic_over_processes_equals_r() {
     let formula = "low ~ age + lwt + race_black + race_other + smoke + ptl + ht + ui + ftv";
-    let v = federate("glm", "birthwt", "site3", &["federate", "glm", "--formula", formula, "--family", "binomial"]);
+    let args = ["federate", "glm", "--formula", formula, "--family", "binomial"];
+    // At the default policy the smallest birthwt site has fewer than 1/0.33 rows per parameter:
+    // it refuses, naming the DataSHIELD rule, as a real site would.
+    let dir = workdir("glm-refused");
+    let (d, w) = (joined("birthwt", &dir).display().to_string(), dir.join("fed").display().to_string());
+    let out = seh(&[&args[..], &["--data", &d, "--split-by", "site3", "--workdir", &w]].concat());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("disclosure.max_parameters_per_row"), "{err}");
+    // A local verification run (counts below the floors) lifts the rule and matches R.
+    let v = federate("glm", "birthwt", "site3", &[&args[..], &["--min-cell-count", "1"]].concat());
     let want = reference("logistic_birthwt");
     for t in want["terms"].as_array().unwrap() {
         let t = t.as_str().unwrap();
@@ -174,23 +184,17 @@ fn logistic_over_processes_equals_r() {
 }
 
 #[test]
-fn he_aggregation_says_not_available_instead_of_falling_back() {
-    let dir = workdir("he");
-    let data = joined("lung", &dir);
-    let out = seh(&[
-        "federate",
-        "cox",
-        "--formula",
-        "Surv(time, status) ~ age",
-        "--aggregation",
-        "he",
-        "--data",
-        &data.display().to_string(),
-        "--split-by",
-        "site3",
-    ]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not available yet"));
+fn he_aggregation_gives_the_secagg_fit_and_r() {
+    // Threshold HE end to end: per-study collective key among the three node processes, encrypted
+    // rounds, t-of-n decryption. The sums equal SecAgg+'s word for word, so the fits are identical.
+    let args = ["federate", "cox", "--formula", HEART, "--mode", "pooled", "--min-risk-set", "3"];
+    let he = federate("he", "heart", "site3", &[&args[..], &["--aggregation", "he"]].concat());
+    let sa = federate("he-secagg", "heart", "site3", &args);
+    assert_eq!(he["federation"]["aggregation"], "he");
+    for field in ["coef", "se", "z", "loglik", "loglik_null"] {
+        assert_eq!(he[field], sa[field], "{field}");
+    }
+    compare_cox(&he, &reference("heart_efron"), "heart pooled he");
 }
 
 #[test]
@@ -199,4 +203,28 @@ fn a_coordinator_killed_between_newton_rounds_resumes_to_the_same_fit() {
     let v = federate("restart", "heart", "site5", &args);
     assert_eq!(v["federation"]["coordinator_restarts"], 1);
     compare_cox(&v, &reference("heart_efron_site5_strata"), "heart stratified after a restart");
+}
+
+fn extra(name: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(format!("{REF}-extra/{name}.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn pooled_cluster_and_tt_over_processes_reproduce_r() {
+    let heart = "Surv(start, stop, event) ~ age + year + surgery + transplant + cluster(id)";
+    let v = federate("cluster", "heart", "site3", &["federate", "cox", "--formula", heart, "--min-risk-set", "3"]);
+    // k = 3 (the policy floor) merges nothing on these data, so the fit is R's.
+    assert_eq!(v["federation"]["grid"]["exact"], true);
+    let want = extra("heart_efron_cluster");
+    compare_cox(&v, &want, "heart cluster(id)");
+    for t in want["terms"].as_array().unwrap() {
+        let t = t.as_str().unwrap();
+        close(v["robust_se"][t].as_f64().unwrap(), want["robust_se"][t].as_f64().unwrap(), "robust se");
+    }
+    assert!(v["federation"]["robust"].as_str().unwrap().contains("must not span sites"));
+    let rossi = "Surv(week, arrest) ~ fin + age + prio + tt(age)";
+    let args = ["federate", "cox", "--formula", rossi, "--tt", "x * log(t)", "--min-risk-set", "3"];
+    let v = federate("tt", "rossi", "site5", &args);
+    assert_eq!(v["federation"]["grid"]["exact"], true);
+    compare_cox(&v, &extra("rossi_efron_tt"), "rossi tt(age)");
 }

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use seh_crypto::wire::{PartyId, ProtocolId, SignedEnvelope};
-use seh_net::{ClientTls, FederationCa, Frame, GrpcSiteConnector, NetError, NodeId, NodeIdentity, SiteConnector};
+use seh_net::{
+    ClientTls, FederationCa, Frame, GrpcSiteConnector, NetError, NodeId, NodeIdentity, SiteConnector, TlsFailure,
+};
 use seh_protocol::federation::Federation;
 use seh_protocol::messages::{control, kind_label, seal};
 use seh_protocol::spec::{Analysis, DescribeSpec, SignedStudy, StudySpec};
@@ -161,11 +163,10 @@ fn coordinator_refuses_peers_without_valid_admission() {
     let (_coordinator, addr) = start_coordinator(&work);
     let rt = rt();
 
-    // 1. No client certificate.
-    // The client sees only a failed call: TLS 1.3 reports the rejected client certificate after
-    // the client's side of the handshake, and the transport error does not carry the alert.
+    // 1. No client certificate. TLS 1.3 reports the rejected client certificate as an alert
+    // after the client's side of the handshake; the client names it.
     let err = rt.block_on(try_open(&connector(&keys, addr, client_tls(&keys, None)))).unwrap_err();
-    assert!(matches!(err, NetError::Rpc { .. }), "no certificate: {err}");
+    assert!(matches!(err, NetError::Tls(TlsFailure::NoClientCertificate)), "no certificate: {err}");
 
     // 2. A certificate from the other federation's CA (for its own site-a key).
     let other_a = seh_net::TlsCredentials::from_der(
@@ -173,14 +174,14 @@ fn coordinator_refuses_peers_without_valid_admission() {
         pkcs8(&identity_key(&other.join("site-a"))),
     );
     let err = rt.block_on(try_open(&connector(&keys, addr, client_tls(&keys, Some(&other_a))))).unwrap_err();
-    assert!(matches!(err, NetError::Rpc { .. }), "other CA: {err}");
+    assert!(matches!(err, NetError::Tls(TlsFailure::UnknownIssuer)), "other CA: {err}");
 
     // 3. A certificate from the federation's own CA, for a key that is not on the roster, under
     //    a roster name and under a new name.
     for name in ["site-a", "site-z"] {
         let rogue = issue(&ca, name, &SigningKey::from_bytes(&[7u8; 32]));
         let err = rt.block_on(try_open(&connector(&keys, addr, client_tls(&keys, Some(&rogue))))).unwrap_err();
-        assert!(matches!(err, NetError::Rpc { .. }), "off roster ({name}): {err}");
+        assert!(matches!(err, NetError::Tls(TlsFailure::NotAdmitted { .. })), "off roster ({name}): {err}");
     }
 
     // 4. On the roster, but a researcher may not use the site link.
@@ -239,9 +240,16 @@ fn coordinator_refuses_peers_without_valid_admission() {
         assert!(start.elapsed() < Duration::from_secs(30), "node did not report the refusal: {text}");
         std::thread::sleep(Duration::from_millis(100));
     };
-    // What the node can say: the call failed (the TLS alert does not reach its error message).
-    assert!(reported.contains("remote call failed"), "{reported}");
+    // The node says why: the coordinator does not trust its certificate's issuer.
+    assert!(reported.contains("not issued by the federation CA"), "{reported}");
     drop(node);
+
+    // Every refusal is in the coordinator's audit log, with the listener and reason.
+    let refusals: Vec<String> =
+        audit(&work).iter().filter(|e| e.to_string().contains("connection refused")).map(|e| e.to_string()).collect();
+    for reason in ["no client certificate", "not issued by the federation CA", "not on the federation roster", "role"] {
+        assert!(refusals.iter().any(|r| r.contains(reason)), "no audited refusal with `{reason}`: {refusals:#?}");
+    }
 
     // The coordinator admitted none of them.
     assert!(connected_sites(&work).is_empty(), "{:?}", connected_sites(&work));
@@ -296,6 +304,10 @@ fn coordinator_refuses_a_replayed_decision() {
             analysis: Analysis::Describe(DescribeSpec { columns: vec!["x".into()], histograms: vec![] }),
             sites: vec!["site-a".into(), "site-b".into()],
             threshold: 2,
+            aggregation: Default::default(),
+            purpose: "HRESCH".into(),
+            dp_epsilon: None,
+            dp_delta: None,
         };
         let signed = SignedStudy::sign(&spec, &key_r).unwrap();
         let tls_r = client_tls(&keys, Some(&issue(&ca, "researcher", &key_r)));

@@ -85,6 +85,12 @@ impl Audit {
         Ok(Audit { log: Arc::new(Mutex::new(log)), actor })
     }
 
+    /// Every entry of the log, verified (for the log-head document the sites co-sign).
+    fn entries(&self) -> Result<Vec<seh_audit::Entry>, seh_audit::VerifyError> {
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        seh_audit::read_verified(log.path(), &log.verifying_key())
+    }
+
     pub(crate) fn record(&self, kind: EntryKind, details: Value) {
         let map = match details {
             Value::Object(m) => m,
@@ -132,6 +138,8 @@ pub async fn run(config: CoordinatorConfig, ready: impl FnOnce(BoundAddrs)) -> R
     let researcher_listener =
         serve_researcher_api(config.researcher_addr, config.tls.clone(), config.roster.clone(), handler).await?;
     ready(BoundAddrs { site: site_listener.local_addr(), researcher: researcher_listener.local_addr() });
+    tokio::spawn(audit_refusals(site_listener.refusal_log().clone(), "site", audit.clone()));
+    tokio::spawn(audit_refusals(researcher_listener.refusal_log().clone(), "researcher", audit.clone()));
 
     let sinks: Sinks = Arc::default();
     let (in_tx, mut in_rx) = mpsc::channel::<(NodeId, seh_net::Frame)>(1024);
@@ -153,6 +161,29 @@ pub async fn run(config: CoordinatorConfig, ready: impl FnOnce(BoundAddrs)) -> R
         while let Ok(id) = study_rx.try_recv() {
             pending.push_back(id);
         }
+    }
+}
+
+/// Writes every connection or call a listener refuses into the audit log: which listener, the
+/// remote address, the node when the reason names it, and why (never certificate bytes or keys).
+/// Refusals that overflowed the feed are counted in the next entry.
+async fn audit_refusals(log: seh_net::RefusalLog, listener: &'static str, audit: Audit) {
+    let mut feed = log.feed();
+    let mut reported_dropped = 0;
+    while let Some(r) = feed.recv().await {
+        let mut details = json!({
+            "event": "connection refused",
+            "listener": listener,
+            "remote": r.remote.map(|a| a.to_string()),
+            "node": r.node(),
+            "reason": r.reason.to_string(),
+        });
+        let dropped = log.dropped();
+        if dropped > reported_dropped {
+            details["unlogged_refusals_before_this"] = json!(dropped - reported_dropped);
+            reported_dropped = dropped;
+        }
+        audit.record(EntryKind::System, details);
     }
 }
 
@@ -248,30 +279,96 @@ async fn drive(
         CoordinatorStudy::resume(fed.clone(), config.key.clone(), stored.study.clone(), checkpoint)?;
     let mut deadline = tokio::time::Instant::now() + config.round_timeout;
     let mut finished = apply(&fed, store, audit, sinks, study_id, &mut traffic, actions, &mut deadline, config).await?;
-    while !finished {
-        let actions = tokio::select! {
-            got = inbound.recv() => match got {
-                Some((node, frame)) => {
-                    if frame.study_id() != study_id {
-                        audit.record(EntryKind::System, json!({ "event": "rejected", "site": node.as_str(), "reason": "message for a study that is not running" }));
-                        continue;
+    // Two passes: the study itself, then the sites co-signing the audit-log head (DESIGN §3).
+    let mut cosigning = false;
+    let mut he_persisted = None;
+    loop {
+        while !finished {
+            let actions = tokio::select! {
+                got = inbound.recv() => match got {
+                    Some((node, frame)) => {
+                        if frame.study_id() != study_id {
+                            audit.record(EntryKind::System, json!({ "event": "rejected", "site": node.as_str(), "reason": "message for a study that is not running" }));
+                            continue;
+                        }
+                        let Some(site) = fed.site_by_name(node.as_str()) else { continue };
+                        let e = traffic.0.entry(site.name.clone()).or_default();
+                        e.1 += frame.payload().len() as u64;
+                        e.2 += 1;
+                        study.receive(site.party, frame.payload())
                     }
-                    let Some(site) = fed.site_by_name(node.as_str()) else { continue };
-                    let e = traffic.0.entry(site.name.clone()).or_default();
-                    e.1 += frame.payload().len() as u64;
-                    e.2 += 1;
-                    study.receive(site.party, frame.payload())
+                    None => return Ok(()),
+                },
+                () = tokio::time::sleep_until(deadline) => {
+                    let waiting: Vec<String> = study.waiting_for().iter().filter_map(|p| fed.site(*p).map(|s| s.name.clone())).collect();
+                    audit.record(EntryKind::System, json!({ "study": study_id, "event": "round timeout", "round": study.checkpoint().round, "waiting_for": waiting }));
+                    deadline = tokio::time::Instant::now() + config.round_timeout;
+                    study.timeout()
                 }
-                None => return Ok(()),
-            },
-            () = tokio::time::sleep_until(deadline) => {
-                let waiting: Vec<String> = study.waiting_for().iter().filter_map(|p| fed.site(*p).map(|s| s.name.clone())).collect();
-                audit.record(EntryKind::System, json!({ "study": study_id, "event": "round timeout", "round": study.checkpoint().round, "waiting_for": waiting }));
-                deadline = tokio::time::Instant::now() + config.round_timeout;
-                study.timeout()
+            };
+            finished = apply(&fed, store, audit, sinks, study_id, &mut traffic, actions, &mut deadline, config).await?;
+            persist_ciphertexts(store, &study, study_id, &mut he_persisted)?;
+        }
+        if cosigning {
+            if let Some(signed) = &study.checkpoint().log_head {
+                audit.record(EntryKind::HeadCosign, Value::Object(signed.to_details()));
+            }
+            break;
+        }
+        cosigning = true;
+        record_outcome(store, audit, study_id)?;
+        let document = match audit.entries().map_err(|e| e.to_string()).and_then(|entries| {
+            seh_protocol::log_head::next_document(&entries, &fed, &spec.sites).map_err(|e| e.to_string())
+        }) {
+            Ok(Some(doc)) => doc.to_json()?,
+            Ok(None) => break,
+            Err(reason) => {
+                audit.record(
+                    EntryKind::System,
+                    json!({ "study": study_id, "event": "audit-log head not co-signed", "reason": reason }),
+                );
+                break;
             }
         };
+        deadline = tokio::time::Instant::now() + config.round_timeout;
+        let actions = study.cosign_log_head(document);
         finished = apply(&fed, store, audit, sinks, study_id, &mut traffic, actions, &mut deadline, config).await?;
+    }
+    Ok(())
+}
+
+/// Keeps an encrypted (threshold-HE) round's per-site ciphertexts in the store once per round,
+/// so the sum can be re-aggregated and released later by any t key holders without the other
+/// sites (`seh_protocol::he_coord::reaggregate`). Nothing to do for SecAgg+ studies.
+fn persist_ciphertexts(
+    store: &Arc<Mutex<Store>>,
+    study: &CoordinatorStudy,
+    study_id: &str,
+    done: &mut Option<u32>,
+) -> Result<(), CoordinatorError> {
+    if let Some((round, items)) = study.he_store_encoded() {
+        if *done != Some(round) {
+            let rows: Vec<(u32, Vec<u8>)> = items.into_iter().map(|(p, b)| (p.0, b)).collect();
+            lock(store).put_ciphertexts(study_id, round, &rows)?;
+            *done = Some(round);
+        }
+    }
+    Ok(())
+}
+
+/// Records how the study ended (release digest and signers, or the failure reason).
+fn record_outcome(store: &Arc<Mutex<Store>>, audit: &Audit, study_id: &str) -> Result<(), CoordinatorError> {
+    let stored = lock(store).get(study_id)?;
+    let cp = stored.and_then(|s| s.checkpoint).unwrap_or_default();
+    match (&cp.release, &cp.failure) {
+        (Some(r), _) => audit.record(
+            EntryKind::Release,
+            json!({ "study": study_id, "document_sha256": seh_protocol::hex::encode(&sha256(r.document.as_bytes())), "signers": r.signers }),
+        ),
+        (None, failure) => audit.record(
+            EntryKind::System,
+            json!({ "study": study_id, "event": "study ended without release", "reason": failure }),
+        ),
     }
     Ok(())
 }
@@ -337,18 +434,6 @@ async fn apply(
     if finished {
         if let Some(cp) = &last {
             lock(store).save(study_id, cp, &traffic.to_json())?;
-        }
-        let stored = lock(store).get(study_id)?;
-        let cp = stored.and_then(|s| s.checkpoint).unwrap_or_default();
-        match (&cp.release, &cp.failure) {
-            (Some(r), _) => audit.record(
-                EntryKind::Release,
-                json!({ "study": study_id, "document_sha256": seh_protocol::hex::encode(&sha256(r.document.as_bytes())), "signers": r.signers }),
-            ),
-            (None, failure) => audit.record(
-                EntryKind::System,
-                json!({ "study": study_id, "event": "study ended without release", "reason": failure }),
-            ),
         }
     }
     Ok(finished)

@@ -1,6 +1,12 @@
 //! SQLite persistence of studies: the researcher-signed spec, the protocol checkpoint (phase,
 //! round, decisions, the secure *sum*, the release) and traffic counters. Never a site's
-//! contribution (the coordinator never holds one unmasked) and never a key share.
+//! contribution in clear (the coordinator never holds one unmasked) and never a key share.
+//!
+//! Threshold-HE studies also keep their **encrypted store** here (`he_ciphertexts`): each
+//! contributor's ciphertext of each encrypted round, as `seh_crypto::he::HeVector` bytes
+//! (from `CoordinatorStudy::he_store_encoded`). They can be re-added later over any subset of
+//! sites without the sites online (`seh_protocol::he_coord::reaggregate`); releasing such a
+//! sum needs `t` of the study's key holders.
 
 use std::path::Path;
 
@@ -50,6 +56,13 @@ impl Store {
                  signed_study TEXT NOT NULL,
                  checkpoint TEXT,
                  traffic TEXT NOT NULL DEFAULT '{}'
+             );
+             CREATE TABLE IF NOT EXISTS he_ciphertexts (
+                 study_id TEXT NOT NULL,
+                 round INTEGER NOT NULL,
+                 site INTEGER NOT NULL,
+                 ciphertext BLOB NOT NULL,
+                 PRIMARY KEY (study_id, round, site)
              );",
         )
         .map_err(db)?;
@@ -79,6 +92,47 @@ impl Store {
             )
             .map_err(db)?;
         Ok(())
+    }
+
+    /// Keeps the encrypted round `round` of `study_id`: one ciphertext per contributing site
+    /// (party id, `HeVector` bytes), replacing an earlier copy of the same round. One transaction.
+    pub fn put_ciphertexts(
+        &mut self,
+        study_id: &str,
+        round: u32,
+        items: &[(u32, Vec<u8>)],
+    ) -> Result<(), CoordinatorError> {
+        let tx = self.conn.transaction().map_err(db)?;
+        tx.execute("DELETE FROM he_ciphertexts WHERE study_id = ?1 AND round = ?2", params![study_id, round])
+            .map_err(db)?;
+        for (site, bytes) in items {
+            tx.execute(
+                "INSERT INTO he_ciphertexts (study_id, round, site, ciphertext) VALUES (?1, ?2, ?3, ?4)",
+                params![study_id, round, site, bytes],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    /// The stored ciphertexts of `study_id`'s encrypted round `round`, by ascending site.
+    pub fn ciphertexts(&self, study_id: &str, round: u32) -> Result<Vec<(u32, Vec<u8>)>, CoordinatorError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT site, ciphertext FROM he_ciphertexts WHERE study_id = ?1 AND round = ?2 ORDER BY site")
+            .map_err(db)?;
+        let rows = stmt.query_map(params![study_id, round], |r| Ok((r.get(0)?, r.get(1)?))).map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
+    /// The encrypted rounds stored for `study_id`, ascending.
+    pub fn ciphertext_rounds(&self, study_id: &str) -> Result<Vec<u32>, CoordinatorError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT round FROM he_ciphertexts WHERE study_id = ?1 ORDER BY round")
+            .map_err(db)?;
+        let rows = stmt.query_map(params![study_id], |r| r.get(0)).map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
     }
 
     fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, Option<String>, String)> {
@@ -125,5 +179,30 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encrypted_rounds_are_kept_per_study_round_and_site() {
+        let dir = std::env::temp_dir().join(format!("seh-store-he-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.sqlite");
+        let mut s = Store::open(&path).unwrap();
+        s.put_ciphertexts("a", 3, &[(2, vec![2; 5]), (1, vec![1; 4])]).unwrap();
+        s.put_ciphertexts("a", 5, &[(1, vec![9])]).unwrap();
+        s.put_ciphertexts("b", 3, &[(1, vec![7])]).unwrap();
+        // Replacing a round drops its old entries.
+        s.put_ciphertexts("a", 5, &[(3, vec![8])]).unwrap();
+        drop(s);
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.ciphertexts("a", 3).unwrap(), vec![(1, vec![1; 4]), (2, vec![2; 5])]);
+        assert_eq!(s.ciphertexts("a", 5).unwrap(), vec![(3, vec![8])]);
+        assert_eq!(s.ciphertext_rounds("a").unwrap(), vec![3, 5]);
+        assert!(s.ciphertexts("c", 3).unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -24,6 +24,8 @@
 
 use crate::error::FixedError;
 
+/// Entries validated and encoded per pass (32 KiB of input).
+const ENCODE_CHUNK: usize = 4096;
 /// Largest supported number of fraction bits.
 pub const MAX_FRAC_BITS: u32 = 60;
 /// The largest encoded sum magnitude allowed (one guard bit below `2^63`).
@@ -96,30 +98,45 @@ impl FixedParams {
         Ok(out)
     }
 
-    /// Encode `x`, appending to `out` (cleared first).
+    /// Encode `x`, appending to `out` (cleared first). On error `out` holds
+    /// an unspecified prefix of the encoding.
     pub fn encode_into(&self, x: &[f64], out: &mut Vec<u64>) -> Result<(), FixedError> {
         out.clear();
+        out.reserve(x.len());
         let s = scale(self.frac_bits);
-        // One branch-free pass to validate (NaN fails `<=`), then a vectorisable map.
-        if !x.iter().fold(true, |ok, v| ok & (v.abs() <= self.bound)) {
-            let (index, v) =
-                x.iter().enumerate().find(|(_, v)| !v.is_finite() || v.abs() > self.bound).unwrap_or((0, &f64::NAN));
-            return Err(if v.is_finite() {
-                FixedError::OutOfBound { index, bound: self.bound }
+        let fast = self.bound * s < 2_251_799_813_685_248.0; // |v·s| < 2^51
+                                                             // Per cache-sized chunk: one branch-free validation (NaN fails `<=`),
+                                                             // then a vectorisable map, so `x` is read from memory once.
+        for (c, chunk) in x.chunks(ENCODE_CHUNK).enumerate() {
+            if !chunk.iter().fold(true, |ok, v| ok & (v.abs() <= self.bound)) {
+                return Err(self.first_bad(chunk, c * ENCODE_CHUNK));
+            }
+            if fast {
+                // Round with the 1.5·2^52 trick and read the integer straight
+                // from the bits (no float→int conversion).
+                const MAGIC: f64 = 6_755_399_441_055_744.0;
+                let m = MAGIC.to_bits();
+                out.extend(chunk.iter().map(|&v| (v * s + MAGIC).to_bits().wrapping_sub(m)));
             } else {
-                FixedError::NotFinite { index }
-            });
-        }
-        if self.bound * s < 2_251_799_813_685_248.0 {
-            // |v·s| < 2^51: round with the 1.5·2^52 trick and read the integer
-            // straight from the bits (vectorises; no float→int conversion).
-            const MAGIC: f64 = 6_755_399_441_055_744.0;
-            let m = MAGIC.to_bits();
-            out.extend(x.iter().map(|&v| (v * s + MAGIC).to_bits().wrapping_sub(m)));
-        } else {
-            out.extend(x.iter().map(|&v| round_to_i64(v * s) as u64));
+                out.extend(chunk.iter().map(|&v| round_to_i64(v * s) as u64));
+            }
         }
         Ok(())
+    }
+
+    /// The error for the first non-finite or out-of-bound entry of `chunk`
+    /// (which starts at index `base`).
+    fn first_bad(&self, chunk: &[f64], base: usize) -> FixedError {
+        let (i, v) = chunk
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !v.is_finite() || v.abs() > self.bound)
+            .map_or((0, f64::NAN), |(i, v)| (i, *v));
+        if v.is_finite() {
+            FixedError::OutOfBound { index: base + i, bound: self.bound }
+        } else {
+            FixedError::NotFinite { index: base + i }
+        }
     }
 
     /// Decode a sum of at most `parties` encodings. Errors with
@@ -129,17 +146,14 @@ impl FixedParams {
     pub fn decode_sum(&self, sum: &[u64]) -> Result<Vec<f64>, FixedError> {
         let s = scale(self.frac_bits);
         let limit = self.parties as f64 * (self.bound * s + 0.5);
-        sum.iter()
-            .enumerate()
-            .map(|(index, &w)| {
-                let v = w as i64 as f64;
-                if v.abs() > limit {
-                    Err(FixedError::SumOutOfRange { index })
-                } else {
-                    Ok(v / s)
-                }
-            })
-            .collect()
+        // One vectorisable range check, then the map; `1/2^f` is exact, so
+        // multiplying by it equals dividing by `2^f`.
+        if !sum.iter().fold(true, |ok, &w| ok & ((w as i64 as f64).abs() <= limit)) {
+            let index = sum.iter().position(|&w| (w as i64 as f64).abs() > limit).unwrap_or(0);
+            return Err(FixedError::SumOutOfRange { index });
+        }
+        let inv = 1.0 / s;
+        Ok(sum.iter().map(|&w| w as i64 as f64 * inv).collect())
     }
 }
 

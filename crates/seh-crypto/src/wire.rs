@@ -29,6 +29,12 @@
 //! present). Accept a message only after [`SignedEnvelope::verify`] and a
 //! [`SessionGuard`] check.
 //!
+//! Large payloads need not be copied: a sender writes the payload into a
+//! [`PayloadBuf`] (header room in front) and [`PayloadBuf::seal`]s it in place;
+//! a receiver checks it with [`SignedEnvelope::open_ref`], which borrows the
+//! payload from the received bytes. Both produce and accept the same bytes as
+//! [`SignedEnvelope::encode`] / [`SignedEnvelope::open`].
+//!
 //! [`Reader`] and [`Writer`] are the strict primitives payload codecs use.
 
 use crate::error::WireError;
@@ -172,6 +178,146 @@ pub struct Envelope {
     pub payload: Vec<u8>,
 }
 
+/// The fixed fields of an envelope: everything but the payload.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Header {
+    /// Protocol.
+    pub protocol: ProtocolId,
+    /// Message kind within the protocol.
+    pub step: u8,
+    /// Sender.
+    pub sender: PartyId,
+    /// Recipient ([`PartyId::COORDINATOR`], [`PartyId::BROADCAST`] or a site).
+    pub recipient: PartyId,
+    /// Study and round.
+    pub session: SessionId,
+    /// Sender-chosen nonce, unique per (sender, session).
+    pub nonce: u64,
+}
+
+impl Header {
+    /// The 48-byte encoded header for a payload of `payload_len` bytes
+    /// (truncated to 32 bits; callers check the bound first).
+    fn bytes(&self, payload_len: usize) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
+        h[0..4].copy_from_slice(&MAGIC);
+        h[4] = WIRE_VERSION;
+        h[5] = self.protocol as u8;
+        h[6] = self.step;
+        h[7] = 0;
+        h[8..12].copy_from_slice(&self.sender.0.to_be_bytes());
+        h[12..16].copy_from_slice(&self.recipient.0.to_be_bytes());
+        h[16..32].copy_from_slice(&self.session.study.0);
+        h[32..36].copy_from_slice(&self.session.round.to_be_bytes());
+        h[36..44].copy_from_slice(&self.nonce.to_be_bytes());
+        h[44..48].copy_from_slice(&(payload_len as u32).to_be_bytes());
+        h
+    }
+
+    /// The bytes an Ed25519 signature covers: context, header, BLAKE3(payload).
+    fn signing_input(&self, payload: &[u8]) -> Result<Vec<u8>, WireError> {
+        check_payload_len(self.sender, payload.len())?;
+        let mut msg = Vec::with_capacity(SIGNING_CONTEXT.len() + HEADER_LEN + 32);
+        msg.extend_from_slice(SIGNING_CONTEXT);
+        msg.extend_from_slice(&self.bytes(payload.len()));
+        msg.extend_from_slice(blake3::hash(payload).as_bytes());
+        Ok(msg)
+    }
+}
+
+fn check_payload_len(sender: PartyId, len: usize) -> Result<(), WireError> {
+    if len > MAX_PAYLOAD_LEN {
+        return Err(WireError::TooLarge {
+            sender: Some(sender),
+            field: "payload",
+            len: len as u64,
+            max: MAX_PAYLOAD_LEN as u64,
+        });
+    }
+    Ok(())
+}
+
+/// An authenticated envelope whose payload borrows the received bytes
+/// (from [`SignedEnvelope::open_ref`]): no copy of a large payload.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct EnvelopeRef<'a> {
+    /// The fixed fields.
+    pub header: Header,
+    /// The payload, a slice of the received bytes.
+    pub payload: &'a [u8],
+}
+
+impl EnvelopeRef<'_> {
+    /// An owned copy.
+    pub fn to_envelope(&self) -> Envelope {
+        Envelope::from_parts(self.header, self.payload.to_vec())
+    }
+}
+
+/// A payload written directly into its final wire buffer: room for the
+/// header is kept in front and for the signature behind, so
+/// [`PayloadBuf::seal`] frames and signs it without moving the payload
+/// (unlike [`SignedEnvelope::into_bytes`], which shifts it by 48 bytes).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PayloadBuf {
+    /// `HEADER_LEN` reserved bytes, then the payload.
+    buf: Vec<u8>,
+}
+
+impl fmt::Debug for PayloadBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PayloadBuf").field("len", &self.len()).finish_non_exhaustive()
+    }
+}
+
+impl PayloadBuf {
+    /// A zeroed payload of `len` bytes. The allocation (header + payload +
+    /// signature) is zero-initialised, so its pages are first touched when
+    /// the payload is written.
+    pub fn zeroed(len: usize) -> PayloadBuf {
+        let mut buf = vec![0u8; HEADER_LEN + len + SIGNATURE_LEN];
+        buf.truncate(HEADER_LEN + len);
+        PayloadBuf { buf }
+    }
+
+    /// Payload length in bytes.
+    pub fn len(&self) -> usize {
+        self.buf.len().saturating_sub(HEADER_LEN)
+    }
+
+    /// True if the payload is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The payload.
+    pub fn as_slice(&self) -> &[u8] {
+        self.buf.get(HEADER_LEN..).unwrap_or_default()
+    }
+
+    /// The payload, writable.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        self.buf.get_mut(HEADER_LEN..).unwrap_or_default()
+    }
+
+    /// Frame and sign in place: the result is byte for byte
+    /// `Envelope::from_parts(*header, payload).sign(key)?.encode()?`.
+    ///
+    /// Precondition: `key` is the identity key of `header.sender`. Errors
+    /// with [`WireError::TooLarge`] if the payload exceeds [`MAX_PAYLOAD_LEN`].
+    pub fn seal(self, header: &Header, key: &SigningKey) -> Result<Vec<u8>, WireError> {
+        let mut buf = self.buf;
+        let payload = buf.get(HEADER_LEN..).unwrap_or_default();
+        let signature = key.sign(&header.signing_input(payload)?);
+        let h = header.bytes(payload.len());
+        if let Some(room) = buf.get_mut(..HEADER_LEN) {
+            room.copy_from_slice(&h);
+        }
+        buf.extend_from_slice(&signature.to_bytes());
+        Ok(buf)
+    }
+}
+
 impl Envelope {
     /// Encoded length in bytes.
     pub fn encoded_len(&self) -> usize {
@@ -189,52 +335,39 @@ impl Envelope {
     }
 
     fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
-        if self.payload.len() > MAX_PAYLOAD_LEN {
-            return Err(WireError::TooLarge {
-                sender: Some(self.sender),
-                field: "payload",
-                len: self.payload.len() as u64,
-                max: MAX_PAYLOAD_LEN as u64,
-            });
-        }
+        check_payload_len(self.sender, self.payload.len())?;
         out.extend_from_slice(&self.header_bytes());
         out.extend_from_slice(&self.payload);
         Ok(())
     }
 
+    /// The fixed fields (everything but the payload).
+    pub fn header(&self) -> Header {
+        Header {
+            protocol: self.protocol,
+            step: self.step,
+            sender: self.sender,
+            recipient: self.recipient,
+            session: self.session,
+            nonce: self.nonce,
+        }
+    }
+
+    /// An envelope from its fixed fields and a payload.
+    pub fn from_parts(header: Header, payload: Vec<u8>) -> Envelope {
+        let Header { protocol, step, sender, recipient, session, nonce } = header;
+        Envelope { protocol, step, sender, recipient, session, nonce, payload }
+    }
+
     /// The 48-byte header (payload length truncated to 32 bits; callers check
     /// the bound first).
     fn header_bytes(&self) -> [u8; HEADER_LEN] {
-        let mut h = [0u8; HEADER_LEN];
-        h[0..4].copy_from_slice(&MAGIC);
-        h[4] = WIRE_VERSION;
-        h[5] = self.protocol as u8;
-        h[6] = self.step;
-        h[7] = 0;
-        h[8..12].copy_from_slice(&self.sender.0.to_be_bytes());
-        h[12..16].copy_from_slice(&self.recipient.0.to_be_bytes());
-        h[16..32].copy_from_slice(&self.session.study.0);
-        h[32..36].copy_from_slice(&self.session.round.to_be_bytes());
-        h[36..44].copy_from_slice(&self.nonce.to_be_bytes());
-        h[44..48].copy_from_slice(&(self.payload.len() as u32).to_be_bytes());
-        h
+        self.header().bytes(self.payload.len())
     }
 
     /// The bytes an Ed25519 signature covers: context, header, BLAKE3(payload).
     fn signing_input(&self) -> Result<Vec<u8>, WireError> {
-        if self.payload.len() > MAX_PAYLOAD_LEN {
-            return Err(WireError::TooLarge {
-                sender: Some(self.sender),
-                field: "payload",
-                len: self.payload.len() as u64,
-                max: MAX_PAYLOAD_LEN as u64,
-            });
-        }
-        let mut msg = Vec::with_capacity(SIGNING_CONTEXT.len() + HEADER_LEN + 32);
-        msg.extend_from_slice(SIGNING_CONTEXT);
-        msg.extend_from_slice(&self.header_bytes());
-        msg.extend_from_slice(blake3::hash(&self.payload).as_bytes());
-        Ok(msg)
+        self.header().signing_input(&self.payload)
     }
 
     /// Strictly decode exactly one envelope occupying all of `bytes`.
@@ -344,7 +477,9 @@ impl SignedEnvelope {
     }
 
     /// [`SignedEnvelope::decode`] taking ownership of the buffer, whose
-    /// allocation becomes the payload (no copy of a large payload).
+    /// allocation becomes the payload (no second allocation; the payload is
+    /// shifted 48 bytes down in place). To read a large payload without moving
+    /// it, use [`SignedEnvelope::open_ref`].
     pub fn decode_vec(mut bytes: Vec<u8>) -> Result<SignedEnvelope, WireError> {
         let (mut envelope, signature) = {
             let mut r = Reader::new(&bytes, claimed_sender(&bytes));
@@ -360,16 +495,10 @@ impl SignedEnvelope {
         Ok(SignedEnvelope { envelope, signature })
     }
 
-    /// [`SignedEnvelope::encode`] reusing the payload's allocation.
+    /// [`SignedEnvelope::encode`] reusing the payload's allocation (the payload
+    /// is shifted 48 bytes up in place; [`PayloadBuf::seal`] avoids even that).
     pub fn into_bytes(self) -> Result<Vec<u8>, WireError> {
-        if self.envelope.payload.len() > MAX_PAYLOAD_LEN {
-            return Err(WireError::TooLarge {
-                sender: Some(self.envelope.sender),
-                field: "payload",
-                len: self.envelope.payload.len() as u64,
-                max: MAX_PAYLOAD_LEN as u64,
-            });
-        }
+        check_payload_len(self.envelope.sender, self.envelope.payload.len())?;
         let header = self.envelope.header_bytes();
         let mut v = self.envelope.payload;
         v.reserve(HEADER_LEN + SIGNATURE_LEN);
@@ -383,6 +512,24 @@ impl SignedEnvelope {
         let signed = SignedEnvelope::decode_vec(bytes)?;
         signed.verify(roster)?;
         Ok(signed.envelope)
+    }
+
+    /// Strictly decode `bytes` (as [`SignedEnvelope::decode`]), verify the
+    /// signature under the roster key of the claimed sender, and return the
+    /// authenticated envelope with its payload borrowed from `bytes`.
+    pub fn open_ref<'a, R: Roster + ?Sized>(bytes: &'a [u8], roster: &R) -> Result<EnvelopeRef<'a>, WireError> {
+        let mut r = Reader::new(bytes, claimed_sender(bytes));
+        let envelope = Envelope::decode_from(&mut r, false)?;
+        let signature: [u8; SIGNATURE_LEN] = r.array("signature")?;
+        r.finish("signed envelope")?;
+        // The checks above guarantee HEADER_LEN + payload + SIGNATURE_LEN bytes.
+        let payload = bytes.get(HEADER_LEN..bytes.len().saturating_sub(SIGNATURE_LEN)).unwrap_or_default();
+        let header = envelope.header();
+        let sender = header.sender;
+        let key = roster.verifying_key(sender).ok_or(WireError::UnknownSender { sender })?;
+        let sig = Signature::from_bytes(&signature);
+        key.verify_strict(&header.signing_input(payload)?, &sig).map_err(|_| WireError::BadSignature { sender })?;
+        Ok(EnvelopeRef { header, payload })
     }
 
     /// The claimed sender (not yet authenticated).
@@ -456,6 +603,12 @@ impl SessionGuard {
 
     /// Accept `env` once: checks study, round and that `(sender, nonce)` is new.
     pub fn check(&mut self, env: &Envelope) -> Result<(), WireError> {
+        self.check_header(&env.header())
+    }
+
+    /// [`SessionGuard::check`] on the fixed fields of an authenticated
+    /// envelope (e.g. [`EnvelopeRef::header`]).
+    pub fn check_header(&mut self, env: &Header) -> Result<(), WireError> {
         let sender = env.sender;
         if env.session.study != self.session.study {
             return Err(WireError::WrongStudy { sender, expected: self.session.study, got: env.session.study });

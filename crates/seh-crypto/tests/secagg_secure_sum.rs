@@ -5,7 +5,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use seh_crypto::error::SecAggError;
 use seh_crypto::fixed::FixedParams;
-use seh_crypto::secagg::{Graph, SecAgg, SecAggParams};
+use seh_crypto::secagg::{Graph, MaskedInput, SecAgg, SecAggParams};
 use seh_crypto::secure_sum::{CoordinatorProtocol, RoundOutcome, SecureSum, SiteProtocol};
 use seh_crypto::wire::{Envelope, PartyId, SessionGuard, SessionId, SignedEnvelope, SigningKey, StudyId};
 use std::collections::BTreeMap;
@@ -23,6 +23,13 @@ fn relay(
 }
 
 fn run(drop: Option<(PartyId, usize)>) -> Result<(Vec<f64>, Vec<PartyId>), SecAggError> {
+    run_with(drop, false)
+}
+
+/// With `batched`, the coordinator takes each round's envelopes in one
+/// `receive_batch_with` call, adding masked inputs in two ranges, and every
+/// batch also carries a duplicate of its first envelope, which must be rejected.
+fn run_with(drop: Option<(PartyId, usize)>, batched: bool) -> Result<(Vec<f64>, Vec<PartyId>), SecAggError> {
     let session = SessionId { study: StudyId([9; 16]), round: 1 };
     let ids: Vec<PartyId> = (1..=5).map(PartyId).collect();
     let keys: BTreeMap<PartyId, SigningKey> =
@@ -46,13 +53,29 @@ fn run(drop: Option<(PartyId, usize)>) -> Result<(Vec<f64>, Vec<PartyId>), SecAg
         sites.insert(p, site);
     }
     for round in 0.. {
+        let mut batch = Vec::new();
         for env in outbox.drain(..) {
             if drop.is_some_and(|(p, r)| env.sender == p && round >= r) {
                 continue;
             }
             let key = &keys[&env.sender];
             let env = relay(env, key, &roster, &mut cguard);
-            coord.receive(&env)?;
+            if batched {
+                batch.push(env);
+            } else {
+                coord.receive(&env)?;
+            }
+        }
+        if let Some(first) = batch.first().cloned() {
+            batch.push(first.clone());
+            let rejected = coord.receive_batch_with(&batch, |sum, bodies| {
+                let (a, b) = sum.split_at_mut(1);
+                MaskedInput::add_bodies(a, 0, bodies);
+                MaskedInput::add_bodies(b, 1, bodies);
+            });
+            assert_eq!(rejected.len(), 1, "round {round}: {rejected:?}");
+            assert_eq!(rejected[0].0, first.sender);
+            assert!(matches!(rejected[0].1, SecAggError::Duplicate { .. }), "{:?}", rejected[0].1);
         }
         match coord.close_round()? {
             RoundOutcome::Done { sum, contributors } => return Ok((agg.decode(&sum).unwrap(), contributors)),
@@ -90,6 +113,16 @@ fn f64_sum_with_a_dropout_after_masking() {
     assert_eq!(who.len(), 5);
     assert_eq!(sum, vec![22.5, -15.0, 1.25]);
     let (sum, who) = run(Some((PartyId(3), 2))).unwrap();
+    assert_eq!(who, vec![PartyId(1), PartyId(2), PartyId(4), PartyId(5)]);
+    assert_eq!(sum, vec![18.0, -12.0, 1.0]);
+}
+
+#[test]
+fn batched_receive_adds_in_ranges_and_rejects_duplicates() {
+    let (sum, who) = run_with(None, true).unwrap();
+    assert_eq!(who.len(), 5);
+    assert_eq!(sum, vec![22.5, -15.0, 1.25]);
+    let (sum, who) = run_with(Some((PartyId(3), 2)), true).unwrap();
     assert_eq!(who, vec![PartyId(1), PartyId(2), PartyId(4), PartyId(5)]);
     assert_eq!(sum, vec![18.0, -12.0, 1.0]);
 }

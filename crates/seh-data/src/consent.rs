@@ -165,3 +165,87 @@ impl Store {
         Ok(n)
     }
 }
+
+fn policy_date(day: Option<i64>, ctx: &str) -> Result<Option<seh_policy::Date>, DataError> {
+    day.map(|d| seh_policy::Date::from_unix_days(d).map_err(|_| bad(ctx, "a date is out of range"))).transpose()
+}
+
+/// One FHIR provision as `seh-policy` evaluates it. A provision without `type` is informative
+/// only and never applies; `action` restrictions are conditions the evaluator does not model
+/// (a permit with them never applies, a deny always does: fail safe).
+fn policy_provision(p: &Provision, ctx: &str) -> Result<seh_policy::consent::Provision, DataError> {
+    use seh_policy::consent::{Period, Provision as P, ProvisionType, Purpose};
+    let (kind, unmodelled) = match p.kind {
+        Some(seh_fhir::ProvisionKind::Permit) => (ProvisionType::Permit, !p.actions.is_empty()),
+        Some(seh_fhir::ProvisionKind::Deny) => (ProvisionType::Deny, !p.actions.is_empty()),
+        None => (ProvisionType::Permit, true),
+    };
+    let (start, end) = (policy_date(p.start_day, ctx)?, policy_date(p.end_day, ctx)?);
+    Ok(P {
+        kind,
+        period: (start.is_some() || end.is_some()).then_some(Period { start, end }),
+        purposes: p.purposes.iter().map(|c| Purpose { system: c.system.clone(), code: c.code.clone() }).collect(),
+        has_unmodelled_conditions: unmodelled,
+        provisions: p.nested.iter().map(|n| policy_provision(n, ctx)).collect::<Result<_, _>>()?,
+    })
+}
+
+impl Store {
+    /// The store's consent knowledge as a `seh-policy` registry under `regime`: every imported
+    /// FHIR `Consent` (a record without a provision takes its type from `policyRule`: `OPTIN`
+    /// permits, anything else denies) and the opt-out list (a purpose-wide objection from its
+    /// date, or on the list outright without a date). Patients are keyed by their pseudonym in
+    /// lower-case hex, as [`crate::cohort::Cohort::pseudonyms`] print.
+    pub fn policy_consent(
+        &self,
+        regime: seh_policy::consent::ConsentRegime,
+    ) -> Result<seh_policy::consent::ConsentRegistry, DataError> {
+        use seh_policy::consent::{
+            ConsentRecord as R, ConsentStatus as S, Period, Provision as P, ProvisionType, Purpose,
+        };
+        let ctx = "converting consent records";
+        let mut reg = seh_policy::consent::ConsentRegistry::new(regime);
+        for (k, r) in self.consent_records()?.into_iter().enumerate() {
+            let status = match r.status {
+                ConsentStatus::Draft => S::Draft,
+                ConsentStatus::Proposed => S::Proposed,
+                ConsentStatus::Active => S::Active,
+                ConsentStatus::Rejected => S::Rejected,
+                ConsentStatus::Inactive => S::Inactive,
+                ConsentStatus::EnteredInError => S::EnteredInError,
+            };
+            let provision = match &r.provision {
+                Some(p) => policy_provision(p, ctx)?,
+                None => {
+                    let optin = r.policy_rule.iter().any(|c| c.code == "OPTIN");
+                    P::new(if optin { ProvisionType::Permit } else { ProvisionType::Deny })
+                }
+            };
+            let record = R {
+                id: format!("consent #{k}"),
+                patient: r.patient.to_string(),
+                status,
+                research_scope: r.scope.iter().any(|c| c.code == "research"),
+                provision,
+            };
+            reg.add_record(record).map_err(|e| bad(ctx, &e.to_string()))?;
+        }
+        for (k, o) in self.opt_outs()?.into_iter().enumerate() {
+            let patient = o.patient.to_string();
+            if o.purpose == "*" && o.since_day.is_none() {
+                reg.opt_out(&patient);
+                continue;
+            }
+            let purposes = if o.purpose == "*" { Vec::new() } else { vec![Purpose::act_reason(&o.purpose)] };
+            let start = policy_date(o.since_day, ctx)?;
+            let provision = P {
+                period: start.map(|s| Period { start: Some(s), end: None }),
+                purposes,
+                ..P::new(ProvisionType::Deny)
+            };
+            let record = R { id: format!("opt-out #{k}"), patient, status: S::Active, research_scope: true, provision };
+            reg.add_record(record).map_err(|e| bad(ctx, &e.to_string()))?;
+        }
+        Ok(reg)
+    }
+}

@@ -83,6 +83,29 @@ pub enum DataError {
         /// Tables present.
         available: String,
     },
+    /// The table carries no patient keys (it was imported from CSV, not built by `seh data
+    /// cohort`), so consent cannot be applied to its rows.
+    #[error("table `{name}` has no patient keys (not stored by `seh data cohort`); consent cannot be applied to it")]
+    NoPatientKeys {
+        /// The table.
+        name: String,
+    },
+    /// A table's patient keys do not match its rows (the store was edited by hand).
+    #[error("table `{name}`: {problem}")]
+    BadPatientKeys {
+        /// The table.
+        name: String,
+        /// What is wrong (counts only).
+        problem: String,
+    },
+    /// A site secret file is missing or malformed (the message never contains the secret).
+    #[error("{}: {problem}", path.display())]
+    Secret {
+        /// The secret file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
     /// The store was created with another site secret: pseudonyms would not match.
     #[error("the site secret does not match the one this store was created with (pseudonyms would not join); use the store's own secret file")]
     SecretMismatch,

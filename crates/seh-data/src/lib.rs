@@ -18,6 +18,7 @@ pub mod consent;
 pub mod csv;
 pub mod error;
 pub mod pg;
+pub mod secret;
 pub mod source;
 pub mod store;
 pub mod synth;

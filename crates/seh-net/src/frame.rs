@@ -1,4 +1,10 @@
 //! The transport's message unit and its conversion to and from the wire `Envelope`.
+//!
+//! The payload is a reference-counted [`Bytes`]: decoding takes it straight out of the gRPC
+//! receive buffer and cloning a frame (a broadcast) shares it, so an 8 MB contribution is not
+//! copied again between the socket and the protocol code.
+
+use bytes::Bytes;
 
 use crate::error::NetError;
 use crate::identity::NodeId;
@@ -21,7 +27,7 @@ pub struct Frame {
     kind: String,
     sender: Option<NodeId>,
     recipient: Option<NodeId>,
-    payload: Vec<u8>,
+    payload: Bytes,
 }
 
 fn label(text: &str, max: usize, field: &'static str) -> Result<(), NetError> {
@@ -38,8 +44,10 @@ impl Frame {
     /// A frame for the coordinator (no recipient) with no explicit sender.
     ///
     /// `study_id`: 1..=128 printable ASCII bytes; `kind`: 1..=64; `payload` at most
-    /// [`MAX_PAYLOAD_BYTES`]. Errors: [`NetError::InvalidFrame`].
-    pub fn new(study_id: &str, round: u64, kind: &str, payload: Vec<u8>) -> Result<Self, NetError> {
+    /// [`MAX_PAYLOAD_BYTES`] (a `Vec<u8>` or a [`Bytes`]; neither is copied).
+    /// Errors: [`NetError::InvalidFrame`].
+    pub fn new(study_id: &str, round: u64, kind: &str, payload: impl Into<Bytes>) -> Result<Self, NetError> {
+        let payload = payload.into();
         label(study_id, MAX_STUDY_ID_BYTES, "study_id")?;
         label(kind, MAX_KIND_BYTES, "kind")?;
         if payload.len() > MAX_PAYLOAD_BYTES {
@@ -91,6 +99,10 @@ impl Frame {
     /// The opaque payload.
     pub fn payload(&self) -> &[u8] {
         &self.payload
+    }
+    /// The payload as a shared buffer (no copy).
+    pub fn payload_bytes(&self) -> Bytes {
+        self.payload.clone()
     }
 }
 

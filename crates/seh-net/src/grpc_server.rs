@@ -31,11 +31,18 @@ use crate::proto::site_link_server::{SiteLink, SiteLinkServer};
 use crate::roster::{PeerInfo, RosterHandle};
 use crate::session::{FrameSink, FrameStream, ResearcherHandler, Session, SessionAcceptor, CHANNEL_DEPTH};
 use crate::tls::refusal_from_handshake;
+use crate::tuning;
 
 /// How long a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a refused connection is kept open so its alert is delivered.
+const LINGER_TIME: Duration = Duration::from_secs(1);
+/// Most bytes read and discarded from a refused connection.
+const LINGER_MAX_BYTES: usize = 64 << 10;
 /// Refusals kept in memory (oldest dropped first).
 const MAX_REFUSALS_KEPT: usize = 1024;
+/// Refusals waiting unread in a [`RefusalLog::feed`].
+pub const REFUSAL_FEED_DEPTH: usize = 256;
 
 /// One refused connection or call.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -48,20 +55,54 @@ pub struct Refusal {
 
 /// Refusals recorded by a listener, for the operator and the audit log.
 #[derive(Clone, Default, Debug)]
-pub struct RefusalLog(Arc<Mutex<Vec<Refusal>>>);
+pub struct RefusalLog {
+    kept: Arc<Mutex<Vec<Refusal>>>,
+    feed: Arc<Mutex<Option<mpsc::Sender<Refusal>>>>,
+    dropped: Arc<AtomicU64>,
+}
 
 impl RefusalLog {
     fn push(&self, refusal: Refusal) {
-        let mut v = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(feed) = self.feed.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            // Never wait on the consumer: a flood of refused connections must not stall accepting.
+            if feed.try_send(refusal.clone()).is_err() {
+                self.dropped.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let mut v = self.kept.lock().unwrap_or_else(|p| p.into_inner());
         if v.len() == MAX_REFUSALS_KEPT {
             v.remove(0);
         }
         v.push(refusal);
     }
 
-    /// A copy of the refusals so far.
+    /// A copy of the refusals so far (the latest 1024).
     pub fn snapshot(&self) -> Vec<Refusal> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.kept.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Every refusal from now on, as it happens (for the audit log). Replaces an earlier feed.
+    /// At most [`REFUSAL_FEED_DEPTH`] wait unread; more are counted in [`RefusalLog::dropped`].
+    pub fn feed(&self) -> mpsc::Receiver<Refusal> {
+        let (tx, rx) = mpsc::channel(REFUSAL_FEED_DEPTH);
+        *self.feed.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        rx
+    }
+
+    /// Refusals that did not fit in the feed.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::SeqCst)
+    }
+}
+
+impl Refusal {
+    /// The node the refused party is or claimed to be, when the reason names it.
+    pub fn node(&self) -> Option<&str> {
+        match &self.reason {
+            RefusalReason::Revoked(n) | RefusalReason::NameMismatch(n) => Some(n),
+            RefusalReason::WrongRole { node, .. } => Some(node),
+            _ => None,
+        }
     }
 }
 
@@ -83,6 +124,10 @@ impl Listener {
     /// Connections and calls refused so far.
     pub fn refusals(&self) -> Vec<Refusal> {
         self.refusals.snapshot()
+    }
+    /// The listener's refusal log (see [`RefusalLog::feed`] to follow it).
+    pub fn refusal_log(&self) -> &RefusalLog {
+        &self.refusals
     }
     /// How many times a service handler was entered (refused peers never enter one).
     pub fn handler_calls(&self) -> u64 {
@@ -136,6 +181,26 @@ impl AsyncWrite for AuthenticatedStream {
     }
 }
 
+/// Closes a refused connection so that the TLS alert already sent reaches the client: closing a
+/// socket with unread data (the client's first HTTP/2 bytes) makes the kernel send a reset that
+/// discards the alert, and the client would see only "connection closed". So: half-close, then
+/// read and discard briefly (bounded in time and bytes) until the client closes.
+async fn linger(mut socket: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = socket.shutdown().await;
+    let mut buf = [0u8; 4096];
+    let mut left = LINGER_MAX_BYTES;
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        while left > 0 {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
+}
+
 /// Accepts TCP connections, runs the TLS handshake (roster check included) with a timeout, and
 /// yields only authenticated streams. Refusals are recorded.
 fn authenticated_incoming(
@@ -155,12 +220,18 @@ fn authenticated_incoming(
                 },
                 () = tx.closed() => return,
             };
+            // Small protocol messages must not wait for the peer's delayed ACK (Nagle).
+            let _ = socket.set_nodelay(true);
             let (acceptor, tx, roster, refusals) = (acceptor.clone(), tx.clone(), roster.clone(), refusals.clone());
             tokio::spawn(async move {
                 let refuse = |reason| refusals.push(Refusal { remote: Some(remote), reason });
-                let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
+                let accept = acceptor.accept(socket).into_fallible();
+                let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, accept).await {
                     Ok(Ok(stream)) => stream,
-                    Ok(Err(e)) => return refuse(refusal_from_handshake(&e)),
+                    Ok(Err((e, socket))) => {
+                        refuse(refusal_from_handshake(&e));
+                        return linger(socket).await;
+                    }
                     Err(_) => return refuse(RefusalReason::Handshake("timed out".into())),
                 };
                 let leaf = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).cloned();
@@ -283,6 +354,14 @@ impl<H: ResearcherHandler> ResearcherApi for ResearcherService<H> {
     }
 }
 
+/// The HTTP/2 server with windows that fit one whole frame (see `tuning`).
+fn server_builder() -> tonic::transport::Server {
+    tonic::transport::Server::builder()
+        .initial_stream_window_size(tuning::STREAM_WINDOW)
+        .initial_connection_window_size(tuning::CONNECTION_WINDOW)
+        .max_frame_size(tuning::MAX_FRAME_SIZE)
+}
+
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), NetError> {
     let tcp = TcpListener::bind(addr).await.map_err(|source| NetError::Io { op: "bind", source })?;
     let local = tcp.local_addr().map_err(|source| NetError::Io { op: "local_addr", source })?;
@@ -312,7 +391,7 @@ pub async fn serve_site_link(
         let stop = async {
             let _ = rx.await;
         };
-        let _ = tonic::transport::Server::builder().serve_with_incoming_shutdown(service, incoming, stop).await;
+        let _ = server_builder().serve_with_incoming_shutdown(service, incoming, stop).await;
     });
     let listener = Listener { local_addr, refusals, handler_calls: calls, shutdown: Some(shutdown), task };
     Ok((listener, SessionAcceptor(session_rx)))
@@ -339,7 +418,7 @@ pub async fn serve_researcher_api<H: ResearcherHandler>(
         let stop = async {
             let _ = rx.await;
         };
-        let _ = tonic::transport::Server::builder().serve_with_incoming_shutdown(service, incoming, stop).await;
+        let _ = server_builder().serve_with_incoming_shutdown(service, incoming, stop).await;
     });
     Ok(Listener { local_addr, refusals, handler_calls: calls, shutdown: Some(shutdown), task })
 }

@@ -23,6 +23,7 @@ mod memory;
 mod roster;
 mod session;
 mod tls;
+mod tuning;
 
 /// Generated protobuf messages and gRPC stubs (package `seh.net.v1`).
 #[allow(missing_docs, missing_debug_implementations, clippy::all, clippy::pedantic)]
@@ -30,10 +31,10 @@ pub mod proto {
     tonic::include_proto!("seh.net.v1");
 }
 
-pub use error::{NetError, RefusalReason};
+pub use error::{NetError, RefusalReason, TlsFailure};
 pub use frame::{Frame, MAX_KIND_BYTES, MAX_PAYLOAD_BYTES, MAX_STUDY_ID_BYTES};
 pub use grpc_client::{GrpcResearcherClient, GrpcSiteConnector};
-pub use grpc_server::{serve_researcher_api, serve_site_link, Listener, Refusal, RefusalLog};
+pub use grpc_server::{serve_researcher_api, serve_site_link, Listener, Refusal, RefusalLog, REFUSAL_FEED_DEPTH};
 pub use identity::{FederationCa, NodeId, NodeIdentity, Role, TlsCredentials, MAX_NODE_ID_BYTES};
 pub use memory::{MemoryNetwork, MemoryResearcherClient, MemorySiteConnector};
 pub use roster::{Member, PeerInfo, Roster, RosterHandle};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use seh_net::{
     serve_researcher_api, serve_site_link, ClientTls, FederationCa, Frame, GrpcResearcherClient, GrpcSiteConnector,
     MemoryNetwork, NetError, NodeId, NodeIdentity, PeerInfo, RefusalReason, ResearcherClient, ResearcherHandler, Role,
-    Roster, RosterHandle, SessionAcceptor, SiteConnector, StudyStatus, TlsCredentials,
+    Roster, RosterHandle, SessionAcceptor, SiteConnector, StudyStatus, TlsCredentials, TlsFailure,
 };
 
 const LOOPBACK: &str = "127.0.0.1:0";
@@ -142,8 +142,13 @@ async fn grpc_mtls_round_trip() {
     listener.shutdown().await;
 }
 
-/// Runs one refused connection attempt and checks it never reached a handler.
-async fn grpc_refusal(fed: &Federation, creds: Option<&TlsCredentials>, tls: Option<ClientTls>) -> Vec<RefusalReason> {
+/// Runs one refused connection attempt and checks it never reached a handler. Returns what the
+/// client was told and the reasons the listener recorded.
+async fn grpc_refusal(
+    fed: &Federation,
+    creds: Option<&TlsCredentials>,
+    tls: Option<ClientTls>,
+) -> (NetError, Vec<RefusalReason>) {
     let (listener, _acceptor) =
         serve_site_link(LOOPBACK.parse().unwrap(), fed.server_tls(), fed.roster.clone()).await.unwrap();
     let connector = match tls {
@@ -155,26 +160,28 @@ async fn grpc_refusal(fed: &Federation, creds: Option<&TlsCredentials>, tls: Opt
         ),
         None => fed.grpc_connector(listener.local_addr(), creds),
     };
+    let mut feed = listener.refusal_log().feed();
     let err = refused(&connector).await;
-    assert!(matches!(err, NetError::Rpc { .. }), "{err}");
-    // The handshake task records the refusal; poll for it (bounded), no timing is asserted.
-    let mut reasons = listener.refusals();
-    for _ in 0..2000 {
-        if !reasons.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        reasons = listener.refusals();
-    }
+    // The handshake task records the refusal and feeds it to the audit consumer (bounded wait).
+    let fed_refusal = tokio::time::timeout(std::time::Duration::from_secs(10), feed.recv())
+        .await
+        .expect("the refusal reaches the feed")
+        .expect("feed open");
+    let reasons = listener.refusals();
+    assert_eq!(reasons.last(), Some(&fed_refusal));
+    assert_eq!(listener.refusal_log().dropped(), 0);
     assert_eq!(listener.handler_calls(), 0, "a refused peer must never reach a handler");
-    reasons.into_iter().map(|r| r.reason).collect()
+    (err, reasons.into_iter().map(|r| r.reason).collect())
 }
 
 #[tokio::test]
 async fn grpc_refuses_without_client_certificate() {
     let fed = Federation::new();
-    let reasons = grpc_refusal(&fed, None, None).await;
+    let (err, reasons) = grpc_refusal(&fed, None, None).await;
     assert_eq!(reasons, vec![RefusalReason::NoClientCertificate]);
+    // The client is told why, not just "transport error".
+    assert!(matches!(err, NetError::Tls(TlsFailure::NoClientCertificate)), "{err}");
+    assert!(err.to_string().contains("no client certificate"), "{err}");
 }
 
 #[tokio::test]
@@ -184,8 +191,10 @@ async fn grpc_refuses_certificate_from_another_ca() {
     // Same node, same key, but certified by a rogue CA.
     let rogue = FederationCa::generate("rogue").unwrap();
     let rogue_creds = rogue.issue(&site).unwrap();
-    let reasons = grpc_refusal(&fed, Some(&rogue_creds), None).await;
+    let (err, reasons) = grpc_refusal(&fed, Some(&rogue_creds), None).await;
     assert!(matches!(reasons.as_slice(), [RefusalReason::UntrustedCertificate(_)]), "{reasons:?}");
+    assert!(matches!(err, NetError::Tls(TlsFailure::UnknownIssuer)), "{err}");
+    assert!(err.to_string().contains("not issued by the federation CA"), "{err}");
 }
 
 #[tokio::test]
@@ -194,25 +203,34 @@ async fn grpc_refuses_off_roster_revoked_and_wrong_role() {
     // Valid federation certificate, but the node is not on the roster.
     let stranger = NodeIdentity::generate(id("site-x"));
     let stranger_creds = fed.ca.issue(&stranger).unwrap();
-    let reasons = grpc_refusal(&fed, Some(&stranger_creds), None).await;
+    let (err, reasons) = grpc_refusal(&fed, Some(&stranger_creds), None).await;
     assert_eq!(reasons, vec![RefusalReason::NotOnRoster]);
+    assert!(matches!(err, NetError::Tls(TlsFailure::NotAdmitted { .. })), "{err}");
+    assert!(err.to_string().contains("not on the federation roster"), "{err}");
 
     // A certificate for a roster member's id but another key.
     let (_site, _) = fed.member("site-a", Role::Site);
     let impostor = NodeIdentity::generate(id("site-a"));
-    let reasons = grpc_refusal(&fed, Some(&fed.ca.issue(&impostor).unwrap()), None).await;
+    let (err, reasons) = grpc_refusal(&fed, Some(&fed.ca.issue(&impostor).unwrap()), None).await;
     assert_eq!(reasons, vec![RefusalReason::NotOnRoster]);
+    assert!(matches!(err, NetError::Tls(TlsFailure::NotAdmitted { .. })), "{err}");
 
     // Revoked member.
     let (revoked, revoked_creds) = fed.member("site-r", Role::Site);
     fed.roster.update(|r| r.revoke(revoked.id())).unwrap();
-    let reasons = grpc_refusal(&fed, Some(&revoked_creds), None).await;
+    let (err, reasons) = grpc_refusal(&fed, Some(&revoked_creds), None).await;
     assert_eq!(reasons, vec![RefusalReason::Revoked("site-r".into())]);
+    assert!(matches!(err, NetError::Tls(TlsFailure::NotAdmitted { .. })), "{err}");
 
     // A researcher may not open a site link (handshake passes, the per-call guard refuses).
     let (_r, researcher_creds) = fed.member("researcher-1", Role::Researcher);
-    let reasons = grpc_refusal(&fed, Some(&researcher_creds), None).await;
+    let (err, reasons) = grpc_refusal(&fed, Some(&researcher_creds), None).await;
     assert!(matches!(reasons.as_slice(), [RefusalReason::WrongRole { required: Role::Site, .. }]), "{reasons:?}");
+    // Past the handshake the guard's reason travels in the gRPC status.
+    assert!(
+        matches!(&err, NetError::Rpc { code, message } if code == "PermissionDenied" && message.contains("role")),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -225,7 +243,8 @@ async fn site_refuses_a_coordinator_with_another_key() {
     let tls =
         ClientTls::new(fed.ca.cert_der(), Some(&creds), fed.coordinator.id(), Some(other.verifying_key())).unwrap();
     let connector = GrpcSiteConnector::new(listener.local_addr(), tls, id("coordinator"), other.verifying_key());
-    assert!(connector.open().await.is_err());
+    let err = connector.open().await.expect_err("a coordinator with another key must be refused");
+    assert!(matches!(err, NetError::Tls(TlsFailure::UntrustedCoordinator(_))), "{err}");
     assert_eq!(listener.handler_calls(), 0);
 }
 

@@ -1,12 +1,16 @@
 //! `seh-node`: the site daemon.
 //!
 //! Loads the site's data, dials out to the coordinator over mTLS (no inbound port), and feeds
-//! every frame to [`seh_protocol::site::SiteMachine`], which applies the site's policy before any
-//! contribution. Writes the site's audit log (requests, decisions, contribution metadata, releases;
+//! every frame to [`seh_protocol::site::SiteMachine`], which applies the site's governance (the
+//! `seh-policy` decision, the consent filter, disclosure floors and DP — see [`governance`]) before
+//! any computation. Writes the site's audit log (requests, decisions, contribution metadata, releases;
 //! never values) and persists its reveal records before sending unmasking shares. Reconnects with
 //! back-off when the coordinator goes away.
 
 #![forbid(unsafe_code)]
+
+pub mod governance;
+pub mod store_site;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +21,7 @@ use ed25519_dalek::SigningKey;
 use seh_audit::{Actor, AuditLog, EntryKind, Timestamp};
 use seh_net::{Frame, SiteConnector};
 use seh_protocol::federation::Federation;
-use seh_protocol::policy::SitePolicy;
+use seh_protocol::policy::SiteGovernance;
 use seh_protocol::site::{AuditKind, SiteMachine, SiteOutput};
 use seh_stats::DataFrame;
 use serde_json::{json, Map, Value};
@@ -51,8 +55,9 @@ pub struct NodeConfig<C> {
     pub key: SigningKey,
     /// FROST key share.
     pub frost_share: seh_crypto::frost::KeyShare,
-    /// Policy.
-    pub policy: SitePolicy,
+    /// Governance: the site policy, consent sources and DP budget ledger
+    /// ([`governance::build`]). Every study passes through it.
+    pub governance: SiteGovernance,
     /// The site's analysis table.
     pub data: DataFrame,
     /// How to reach the coordinator.
@@ -110,9 +115,31 @@ pub fn load_reveals(path: &Path) -> Result<BTreeMap<String, Vec<u32>>, NodeError
 }
 
 fn save_reveals(path: &Path, reveals: &BTreeMap<String, Vec<u32>>) -> Result<(), NodeError> {
+    write_state(path, serde_json::to_vec(reveals).unwrap_or_default())
+}
+
+/// The file beside the reveal-record state file that holds the coordinator audit-log head this
+/// site co-signed last (`state.json` → `state.cosigned-head.json`).
+pub fn cosigned_head_path(state_path: &Path) -> PathBuf {
+    state_path.with_extension("cosigned-head.json")
+}
+
+/// Reads the coordinator log head this site co-signed last (`None` if the file does not exist).
+pub fn load_cosigned_head(path: &Path) -> Result<Option<seh_protocol::log_head::HeadRef>, NodeError> {
+    let err = |reason: String| NodeError::State { path: path.to_owned(), reason };
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| err(format!("line {} column {}", e.line(), e.column()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
+/// Writes `text` to `path` atomically (temporary file, fsync, rename).
+fn write_state(path: &Path, text: Vec<u8>) -> Result<(), NodeError> {
     let err = |e: std::io::Error| NodeError::State { path: path.to_owned(), reason: e.to_string() };
     let tmp = path.with_extension("tmp");
-    let text = serde_json::to_vec(reveals).unwrap_or_default();
     {
         use std::io::Write;
         let mut f = std::fs::File::create(&tmp).map_err(err)?;
@@ -128,6 +155,8 @@ fn save_reveals(path: &Path, reveals: &BTreeMap<String, Vec<u32>>) -> Result<(),
 /// opened; transport failures are retried, not returned.
 pub async fn run<C: SiteConnector>(config: NodeConfig<C>) -> Result<(), NodeError> {
     let reveals = load_reveals(&config.state_path)?;
+    let head_path = cosigned_head_path(&config.state_path);
+    let cosigned_head = load_cosigned_head(&head_path)?;
     let mut persisted = reveals.clone();
     let columns = config.data.ncols();
     let mut machine = SiteMachine::new(
@@ -135,10 +164,11 @@ pub async fn run<C: SiteConnector>(config: NodeConfig<C>) -> Result<(), NodeErro
         &config.name,
         config.key.clone(),
         config.frost_share,
-        config.policy,
+        config.governance,
         config.data,
         reveals,
-    )?;
+    )?
+    .with_cosigned_head(cosigned_head);
     let log = if config.audit_path.exists() {
         AuditLog::open(&config.audit_path, config.key.clone())?
     } else {
@@ -206,6 +236,9 @@ pub async fn run<C: SiteConnector>(config: NodeConfig<C>) -> Result<(), NodeErro
                     SiteOutput::RecordReveal { study_id, survivors } => {
                         persisted.insert(study_id, survivors);
                         save_reveals(&config.state_path, &persisted)?;
+                    }
+                    SiteOutput::RecordLogHead(head) => {
+                        write_state(&head_path, serde_json::to_vec(&head).unwrap_or_default())?;
                     }
                 }
             }

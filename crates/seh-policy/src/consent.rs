@@ -10,7 +10,7 @@
 //!   purposes match the study purpose (an empty purpose list matches every purpose). A `permit`
 //!   matches only when one of its purposes equals or subsumes the study purpose; a `deny` matches
 //!   when a purpose equals, subsumes or is subsumed by the study purpose (deny is read broadly,
-//!   permit narrowly). Subsumption knows the research branch of v3-ActReason ([`HRESRCH`] covers
+//!   permit narrowly). Subsumption knows the research branch of v3-ActReason ([`HRESCH`] covers
 //!   `CLINTRCH`, `DSRCH`, `POARCH`, `TRANSRCH`, …); other codes match only themselves.
 //! * Nested provisions are exceptions to their parent and are looked at only when the parent
 //!   applies. If any applicable child denies, the result is deny; otherwise if any applicable
@@ -30,17 +30,17 @@ use crate::site_only::SiteOnly;
 /// The HL7 v3-ActReason code system URI.
 pub const ACT_REASON_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/v3-ActReason";
 /// v3-ActReason "healthcare research".
-pub const HRESRCH: &str = "HRESRCH";
+pub const HRESCH: &str = "HRESCH";
 
 /// (child, parent) pairs of the research branch of v3-ActReason.
 const RESEARCH_PARENTS: &[(&str, &str)] = &[
-    ("CLINTRCH", "HRESRCH"),
+    ("CLINTRCH", "HRESCH"),
     ("CLINTRCHNPC", "CLINTRCH"),
     ("CLINTRCHPC", "CLINTRCH"),
     ("PRECLINTRCH", "CLINTRCH"),
-    ("DSRCH", "HRESRCH"),
-    ("POARCH", "HRESRCH"),
-    ("TRANSRCH", "HRESRCH"),
+    ("DSRCH", "HRESCH"),
+    ("POARCH", "HRESCH"),
+    ("TRANSRCH", "HRESCH"),
 ];
 
 /// FHIR `Consent.status`.
@@ -105,7 +105,7 @@ impl Period {
 pub struct Purpose {
     /// Code system URI, normally [`ACT_REASON_SYSTEM`].
     pub system: String,
-    /// The code, e.g. `HRESRCH`.
+    /// The code, e.g. `HRESCH`.
     pub code: String,
 }
 

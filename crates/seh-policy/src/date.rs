@@ -45,6 +45,24 @@ impl Date {
     pub fn ymd(&self) -> (i32, u8, u8) {
         (self.year, self.month, self.day)
     }
+
+    /// The date `days` days after 1970-01-01 (negative: before), as FHIR stores and the system
+    /// clock count. Errors when the year falls outside 1..=9999.
+    pub fn from_unix_days(days: i64) -> Result<Self, DateError> {
+        // Civil-from-days on the proleptic Gregorian calendar, by 400-year eras of 146097 days
+        // starting on 0000-03-01 (so that leap days fall at the end of each era-year).
+        let z = days.checked_add(719_468).ok_or(DateError::OutOfRange { field: "year" })?;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        let year = i32::try_from(year).map_err(|_| DateError::OutOfRange { field: "year" })?;
+        Date::new(year, month as u8, day as u8)
+    }
 }
 
 impl FromStr for Date {
@@ -96,5 +114,18 @@ mod tests {
         assert!("+023-01-01".parse::<Date>().is_err());
         assert!(Date::new(2020, 1, 1).unwrap() < Date::new(2020, 1, 2).unwrap());
         assert_eq!(Date::new(2020, 3, 4).unwrap().to_string(), "2020-03-04");
+    }
+
+    #[test]
+    fn unix_days_round_trip_known_dates() {
+        assert_eq!(Date::from_unix_days(0), Date::new(1970, 1, 1));
+        assert_eq!(Date::from_unix_days(-1), Date::new(1969, 12, 31));
+        assert_eq!(Date::from_unix_days(11_016), Date::new(2000, 2, 29));
+        assert_eq!(Date::from_unix_days(19_723), Date::new(2024, 1, 1));
+        assert_eq!(Date::from_unix_days(-719_162), Date::new(1, 1, 1));
+        assert!(Date::from_unix_days(-719_163).is_err());
+        // Consecutive days are consecutive dates across a leap-year end.
+        let (a, b) = (Date::from_unix_days(19_782).unwrap(), Date::from_unix_days(19_783).unwrap());
+        assert_eq!((a.to_string(), b.to_string()), ("2024-02-29".into(), "2024-03-01".into()));
     }
 }

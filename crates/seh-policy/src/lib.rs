@@ -13,6 +13,7 @@
 //!    risk-set merging, model-size rule) or [`dp`] (noise, after charging the ledger). Only these
 //!    functions make a [`Releasable<T>`]; the node must send nothing else.
 
+pub mod admission;
 pub mod consent;
 pub mod date;
 pub mod decision;
@@ -22,6 +23,7 @@ pub mod policy;
 pub mod release;
 mod site_only;
 
+pub use admission::{admit, Admission, DisclosureRequest};
 pub use date::Date;
 pub use decision::{Decision, Refusal, Rule};
 pub use policy::SitePolicy;

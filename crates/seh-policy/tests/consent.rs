@@ -11,7 +11,7 @@ fn d(s: &str) -> Date {
 }
 
 fn research() -> Purpose {
-    Purpose::act_reason("HRESRCH")
+    Purpose::act_reason("HRESCH")
 }
 
 fn permit_record(id: &str, patient: &str) -> ConsentRecord {
@@ -110,7 +110,7 @@ fn deciding_rules_are_reported() {
     // The expired consent was valid within its period (inclusive end).
     assert!(reg.evaluate("p3", &research(), d("2019-12-31")).is_permitted());
     assert!(!reg.evaluate("p3", &research(), d("2020-01-01")).is_permitted());
-    // A clinical-trial study is covered by the CLINTRCH consent and by the general HRESRCH one.
+    // A clinical-trial study is covered by the CLINTRCH consent and by the general HRESCH one.
     let trial = Purpose::act_reason("CLINTRCH");
     assert!(reg.evaluate("p5", &trial, d("2024-06-01")).is_permitted());
     assert!(reg.evaluate("p1", &trial, d("2024-06-01")).is_permitted());

@@ -25,7 +25,7 @@ fn request() -> StudyRequest {
         researcher_key: key_a(),
         analysis: AnalysisKind::Cox,
         aggregation: Aggregation::Secagg,
-        purpose: Purpose::act_reason("HRESRCH"),
+        purpose: Purpose::act_reason("HRESCH"),
         n_parameters: Some(4),
         time_grid: Some(TimeGridRequest::Points(vec![0.0, 30.0, 90.0, 365.0])),
         dp: Some(DpRequest { epsilon: 0.5, delta: 0.0 }),
@@ -186,6 +186,29 @@ fn looser_than_floor_is_an_error_naming_the_key() {
         "p"
     )
     .is_ok());
+}
+
+#[test]
+fn local_verification_lowers_the_floors_only_when_asked() {
+    let (_, text) = example();
+    let low = with_line(&text, "min_risk_set =", "min_risk_set = 1");
+    assert!(matches!(SitePolicy::from_toml_str(&low, "p"), Err(PolicyError::LooserThanFloor { .. })));
+    let local = with_line(&low, "max_parameters_per_row =", "max_parameters_per_row = 0.9\nlocal_verification = true");
+    let p = SitePolicy::from_toml_str(&local, "p").unwrap();
+    assert!(p.disclosure().local_verification);
+    assert_eq!(p.disclosure().min_risk_set, 1);
+    assert_eq!(p.disclosure().max_parameters_per_row, 0.9);
+    let (example_policy, _) = example();
+    assert!(!example_policy.disclosure().local_verification);
+    // `seh federate`'s generated policy asks for it only below the floors.
+    let kinds = [AnalysisKind::Cox];
+    let researchers = [("r".to_owned(), KEY_A.to_owned())];
+    for (min, want) in [(1, true), (2, true), (3, false), (5, false)] {
+        let t = seh_policy::policy::open_policy_toml(&researchers, &kinds, min);
+        let p = SitePolicy::from_toml_str(&t, "generated").unwrap();
+        assert_eq!(p.disclosure().local_verification, want, "min {min}");
+        assert_eq!(p.disclosure().min_risk_set, min);
+    }
 }
 
 #[test]

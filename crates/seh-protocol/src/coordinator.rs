@@ -14,7 +14,7 @@ use seh_crypto::frost;
 use seh_crypto::frost::sign::{SignatureShare, SigningCommitment, SigningRequest};
 use seh_crypto::secagg::server::{ServerRound0, ServerRound1, ServerRound2, ServerRound3, ServerRound4};
 use seh_crypto::secagg::{
-    AdvertiseKeys, ConsistencySignature, Graph, MaskedInput, SecAggMessage, SecAggParams, ShareKeys, UnmaskShares,
+    AdvertiseKeys, ConsistencySignature, Graph, SecAggMessage, SecAggParams, ShareKeys, UnmaskShares,
 };
 use seh_crypto::wire::{Envelope, PartyId, ProtocolId, SessionGuard, SessionId, SigningKey, StudyId};
 use serde::{Deserialize, Serialize};
@@ -25,10 +25,13 @@ use crate::fed::planner::{merge_info, plan, Step};
 use crate::fed::{self, site::ModelInfo};
 use crate::federation::Federation;
 use crate::hex;
+use crate::log_head::SignedHead;
 use crate::messages::{self, control, frost_step, AggregateStart, DecisionMsg, Offer, Released, SignStart};
 use crate::release::{signing_message, ReleaseDocument, SignedRelease};
 use crate::site::MAX_MESSAGES_PER_ROUND;
-use crate::spec::{Analysis, SignedStudy, StudySpec};
+use crate::spec::{Aggregation, Analysis, SignedStudy, StudySpec};
+
+mod he_phase;
 
 /// Failed attempts of a phase before the study fails.
 pub const MAX_PHASE_ATTEMPTS: u32 = 3;
@@ -83,6 +86,10 @@ pub struct Checkpoint {
     /// Model analyses: aggregation rounds completed.
     #[serde(default)]
     pub model_rounds: u32,
+    /// The coordinator's audit-log head co-signed after the study ended
+    /// ([`CoordinatorStudy::cosign_log_head`]); the runtime records it in its log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_head: Option<SignedHead>,
 }
 
 /// A message to send to a site.
@@ -120,11 +127,29 @@ enum AggStep {
     Empty,
 }
 
+/// What a FROST signing phase signs: the release, or the coordinator's audit-log head.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Purpose {
+    Release,
+    LogHead,
+}
+
+impl Purpose {
+    fn message(self, document: &str) -> Vec<u8> {
+        match self {
+            Purpose::Release => signing_message(document),
+            Purpose::LogHead => crate::log_head::signing_message(document),
+        }
+    }
+}
+
 enum Phase {
     Offer { accepted: BTreeSet<PartyId>, refused: Vec<String>, min_cell: u64, infos: Vec<ModelInfo> },
     Aggregate(Box<AggStep>),
-    Commit { document: String, commitments: BTreeMap<PartyId, SigningCommitment> },
-    Share { document: String, request: SigningRequest, shares: BTreeMap<PartyId, SignatureShare> },
+    HeSetup(Box<crate::he_coord::Setup>),
+    HeRound(Box<crate::he_coord::Round>),
+    Commit { document: String, commitments: BTreeMap<PartyId, SigningCommitment>, purpose: Purpose },
+    Share { document: String, request: SigningRequest, shares: BTreeMap<PartyId, SignatureShare>, purpose: Purpose },
     Done,
 }
 
@@ -140,6 +165,7 @@ pub struct CoordinatorStudy {
     guard: SessionGuard,
     expected: BTreeSet<PartyId>,
     got: BTreeSet<PartyId>,
+    he: he_phase::HeState,
 }
 
 impl std::fmt::Debug for CoordinatorStudy {
@@ -187,6 +213,7 @@ impl CoordinatorStudy {
             guard,
             expected: BTreeSet::new(),
             got: BTreeSet::new(),
+            he: Default::default(),
         };
         let mut out = Vec::new();
         me.begin_phase(&mut out);
@@ -264,6 +291,8 @@ impl CoordinatorStudy {
             "done"
         } else if self.cp.decided.is_none() {
             "offer"
+        } else if self.cp.aggregated.is_none() && self.spec.aggregation == Aggregation::He && !self.he.ready() {
+            "he_setup"
         } else if self.cp.aggregated.is_none() {
             "aggregate"
         } else {
@@ -274,6 +303,7 @@ impl CoordinatorStudy {
         match phase {
             "offer" => self.start_offer(out),
             "aggregate" => self.start_aggregate(out),
+            "he_setup" => self.start_he_setup(out),
             "sign" => self.start_sign(out),
             _ => {
                 self.phase = Phase::Done;
@@ -331,7 +361,12 @@ impl CoordinatorStudy {
         let model = if matches!(self.spec.analysis, Analysis::Describe(_)) {
             None
         } else {
-            match merge_info(&infos) {
+            // Only SecAgg+ sums the words exactly modulo 2^64 (packed counts, one-word reals).
+            let sum = match self.spec.aggregation {
+                crate::spec::Aggregation::Secagg => fed::planner::WordSum::Modular64,
+                crate::spec::Aggregation::He => fed::planner::WordSum::Limbs,
+            };
+            match merge_info(&infos, sum) {
                 Ok(m) => Some(m),
                 Err(e) => return self.fail(out, e.to_string()),
             }
@@ -373,6 +408,9 @@ impl CoordinatorStudy {
                 self.cp.model_rounds + 1,
                 q.label()
             )));
+        }
+        if self.spec.aggregation == Aggregation::He {
+            return self.start_he_round(out, len, query);
         }
         let payload = messages::to_payload(&AggregateStart {
             study: self.study.clone(),
@@ -425,14 +463,7 @@ impl CoordinatorStudy {
             AggStep::R4(s) => match s.finish() {
                 Ok(agg) => {
                     let survivors = agg.survivors.iter().map(|p| p.0).collect();
-                    if matches!(self.spec.analysis, Analysis::Describe(_)) {
-                        self.cp.aggregated = Some(Aggregated { sum: agg.sum, survivors });
-                    } else {
-                        // Another round of the analysis, or its result (start_aggregate decides).
-                        self.cp.transcript.push(agg.sum);
-                        self.cp.model_rounds += 1;
-                    }
-                    return self.phase_done(out);
+                    return self.aggregation_done(agg.sum, survivors, out);
                 }
                 Err(e) => Err(e),
             },
@@ -444,16 +475,30 @@ impl CoordinatorStudy {
         }
     }
 
+    /// One secure sum is known (SecAgg+ or threshold HE): the describe result, or another round
+    /// of a model analysis (start_aggregate then plans the next query or the result).
+    fn aggregation_done(&mut self, sum: Vec<u64>, survivors: Vec<u32>, out: &mut Vec<Action>) {
+        if matches!(self.spec.analysis, Analysis::Describe(_)) {
+            self.cp.aggregated = Some(Aggregated { sum, survivors });
+        } else {
+            self.cp.transcript.push(sum);
+            self.cp.model_rounds += 1;
+        }
+        self.phase_done(out)
+    }
+
     fn start_sign(&mut self, out: &mut Vec<Action>) {
         let (Some(decided), Some(agg)) = (&self.cp.decided, &self.cp.aggregated) else { return };
         let document = match &self.cp.document {
             Some(d) => d.clone(),
             None => {
                 let (result, model) = match &self.spec.analysis {
-                    Analysis::Describe(d) => match describe::release(d, &agg.sum, decided.min_cell_count) {
-                        Ok(r) => (r, None),
-                        Err(e) => return self.fail(out, e.to_string()),
-                    },
+                    Analysis::Describe(d) => {
+                        match crate::policy::release_describe(&self.spec, d, &agg.sum, decided.min_cell_count) {
+                            Ok(r) => (r, None),
+                            Err(e) => return self.fail(out, e.to_string()),
+                        }
+                    }
                     _ => {
                         let v = self.cp.model_result.as_deref().and_then(|t| serde_json::from_str(t).ok());
                         (describe::DescribeResult { columns: Vec::new(), histograms: Vec::new(), suppressed: 0 }, v)
@@ -483,39 +528,47 @@ impl CoordinatorStudy {
             self.send(out, p, ProtocolId::Control, control::SIGN_START, payload.clone());
         }
         self.expected = signers.into_iter().collect();
-        self.phase = Phase::Commit { document, commitments: BTreeMap::new() };
+        self.phase = Phase::Commit { document, commitments: BTreeMap::new(), purpose: Purpose::Release };
     }
 
     fn advance_sign(&mut self, out: &mut Vec<Action>) {
         match std::mem::replace(&mut self.phase, Phase::Done) {
-            Phase::Commit { document, commitments } => {
+            Phase::Commit { document, commitments, purpose } => {
                 let t = usize::from(self.fed.frost_threshold);
                 if commitments.len() < t {
-                    return self.retry(out, format!("{} of {t} signers committed", commitments.len()));
+                    return self.sign_failed(purpose, out, format!("{} of {t} signers committed", commitments.len()));
                 }
-                let request = match SigningRequest::new(&commitments, &signing_message(&document)) {
+                let request = match SigningRequest::new(&commitments, &purpose.message(&document)) {
                     Ok(r) => r,
-                    Err(e) => return self.retry(out, e.to_string()),
+                    Err(e) => return self.sign_failed(purpose, out, e.to_string()),
                 };
                 let payload = match request.encode() {
                     Ok(p) => p,
-                    Err(e) => return self.retry(out, e.to_string()),
+                    Err(e) => return self.sign_failed(purpose, out, e.to_string()),
                 };
                 for &p in commitments.keys() {
                     self.send(out, p, ProtocolId::Frost, frost_step::REQUEST, payload.clone());
                 }
                 self.expected = commitments.keys().copied().collect();
                 self.got.clear();
-                self.phase = Phase::Share { document, request, shares: BTreeMap::new() };
+                self.phase = Phase::Share { document, request, shares: BTreeMap::new(), purpose };
             }
-            Phase::Share { document, request, shares } => {
+            Phase::Share { document, request, shares, purpose } => {
                 if shares.len() < request.signers().len() {
-                    return self.retry(out, "a signer did not return its signature share".into());
+                    return self.sign_failed(purpose, out, "a signer did not return its signature share".into());
                 }
                 let sig = match frost::aggregate(&request, &shares, &self.fed.frost_group) {
                     Ok(s) => s,
-                    Err(e) => return self.retry(out, e.to_string()),
+                    Err(e) => return self.sign_failed(purpose, out, e.to_string()),
                 };
+                if purpose == Purpose::LogHead {
+                    let signers = shares.keys().map(|p| self.name(*p)).collect();
+                    self.cp.log_head = Some(SignedHead { document, signature: hex::encode(&sig.to_bytes()), signers });
+                    out.push(Action::Checkpoint(Box::new(self.cp.clone())));
+                    self.phase = Phase::Done;
+                    out.push(Action::Finished);
+                    return;
+                }
                 let release = SignedRelease {
                     document,
                     signature: hex::encode(&sig.to_bytes()),
@@ -525,15 +578,63 @@ impl CoordinatorStudy {
                 let accepted = self.cp.decided.as_ref().map(|d| d.accepted.clone()).unwrap_or_default();
                 self.cp.phase = "done".into();
                 out.push(Action::Checkpoint(Box::new(self.cp.clone())));
-                let payload = messages::to_payload(&Released { release });
+                // Co-signers hold the document already (from the sign start): send it only to the
+                // accepting sites that did not sign.
+                let short = SignedRelease { document: String::new(), ..release.clone() };
+                let (full, short) =
+                    (messages::to_payload(&Released { release }), messages::to_payload(&Released { release: short }));
                 for p in accepted {
-                    self.send(out, PartyId(p), ProtocolId::Control, control::RELEASED, payload.clone());
+                    let payload = if shares.contains_key(&PartyId(p)) { short.clone() } else { full.clone() };
+                    self.send(out, PartyId(p), ProtocolId::Control, control::RELEASED, payload);
                 }
                 self.phase = Phase::Done;
                 out.push(Action::Finished);
             }
             other => self.phase = other,
         }
+    }
+
+    /// A signing round failed: a release is retried (and the study fails after
+    /// [`MAX_PHASE_ATTEMPTS`]); a log-head co-signing just ends without a co-signature (the
+    /// study's outcome is unchanged; the next study's co-signing covers these entries too).
+    fn sign_failed(&mut self, purpose: Purpose, out: &mut Vec<Action>, reason: String) {
+        match purpose {
+            Purpose::Release => self.retry(out, reason),
+            Purpose::LogHead => {
+                out.push(Action::Log(format!("audit-log head not co-signed: {reason}")));
+                self.phase = Phase::Done;
+                out.push(Action::Finished);
+            }
+        }
+    }
+
+    /// After the study finished (released, refused or failed): asks the study's sites to
+    /// co-sign the coordinator's audit-log head, `document` being a
+    /// [`crate::log_head::HeadDocument`] as JSON (see [`crate::log_head::next_document`]).
+    ///
+    /// Runs in a fresh round with the release's FROST commit/share flow under purpose
+    /// [`crate::log_head::AUDIT_HEAD_PURPOSE`]; feed replies to [`Self::receive`] and deadlines to
+    /// [`Self::timeout`] as before. Ends with [`Action::Finished`]; on success the last checkpoint
+    /// holds [`Checkpoint::log_head`]. Does nothing but finish if the study is still running.
+    pub fn cosign_log_head(&mut self, document: String) -> Vec<Action> {
+        let mut out = Vec::new();
+        if !self.is_finished() {
+            out.push(Action::Log("audit-log head co-signing asked for while the study runs; ignored".into()));
+            return out;
+        }
+        self.cp.round = self.cp.round.saturating_add(1);
+        self.cp.log_head = None;
+        self.guard = SessionGuard::new(self.session(), MAX_MESSAGES_PER_ROUND);
+        self.got.clear();
+        out.push(Action::Checkpoint(Box::new(self.cp.clone())));
+        let payload = messages::to_payload(&crate::log_head::HeadSignStart { document: document.clone() });
+        let sites: Vec<PartyId> = self.spec.sites.iter().filter_map(|s| self.party(s)).collect();
+        for &p in &sites {
+            self.send(&mut out, p, ProtocolId::Control, control::HEAD_SIGN_START, payload.clone());
+        }
+        self.expected = sites.into_iter().collect();
+        self.phase = Phase::Commit { document, commitments: BTreeMap::new(), purpose: Purpose::LogHead };
+        out
     }
 
     /// Handles a message from site `from` (the transport-authenticated sender).
@@ -577,13 +678,18 @@ impl CoordinatorStudy {
             (Phase::Aggregate(step), ProtocolId::SecAgg, s) => match &mut **step {
                 AggStep::R0(r) if s == 0 => r.receive(from, AdvertiseKeys::from_envelope(&env)?, self.fed.roster())?,
                 AggStep::R1(r) if s == 2 => r.receive(from, ShareKeys::from_envelope(&env)?)?,
-                AggStep::R2(r) if s == 4 => r.receive(from, MaskedInput::from_envelope(&env)?)?,
+                // Added to the running sum straight from the payload bytes (strictly parsed).
+                AggStep::R2(r) if s == 4 => r.receive_encoded(from, &env.payload)?,
                 AggStep::R3(r) if s == 6 => {
                     r.receive(from, ConsistencySignature::from_envelope(&env)?, self.fed.roster())?
                 }
                 AggStep::R4(r) if s == 8 => r.receive(from, UnmaskShares::from_envelope(&env)?)?,
                 _ => return Err(unexpected("SecAgg+ message of another step")),
             },
+            (Phase::HeSetup(setup), ProtocolId::ThresholdBfv, _) => {
+                setup.receive(from, &env, bytes, self.fed.roster())?
+            }
+            (Phase::HeRound(round), ProtocolId::ThresholdBfv, _) => round.receive(from, &env)?,
             (Phase::Commit { commitments, .. }, ProtocolId::Frost, frost_step::COMMITMENT) => {
                 commitments.insert(from, SigningCommitment::decode(&env.payload)?);
             }
@@ -603,6 +709,8 @@ impl CoordinatorStudy {
         match self.phase {
             Phase::Offer { .. } => self.finish_offer(out),
             Phase::Aggregate(_) => self.advance_aggregate(out),
+            Phase::HeSetup(_) => self.advance_he_setup(out),
+            Phase::HeRound(_) => self.advance_he_round(out),
             Phase::Commit { .. } | Phase::Share { .. } => self.advance_sign(out),
             Phase::Done => {}
         }

@@ -18,12 +18,17 @@ pub mod describe;
 pub mod error;
 pub mod fed;
 pub mod federation;
+pub mod he_coord;
+pub mod he_site;
+pub mod he_wire;
 pub mod hex;
+pub mod log_head;
 pub mod messages;
 pub mod policy;
 pub mod release;
 pub mod setup;
 pub mod site;
+pub mod site_dkg;
 pub mod spec;
 pub mod wide;
 

@@ -26,6 +26,10 @@ pub mod control {
     pub const SIGN_START: u8 = 4;
     /// Coordinator → site: [`super::Released`].
     pub const RELEASED: u8 = 5;
+    /// Coordinator → site: [`crate::he_wire::HeSetupStart`] (threshold-HE key set-up).
+    pub const HE_SETUP_START: u8 = 6;
+    /// Coordinator → site: [`crate::log_head::HeadSignStart`] (co-sign the coordinator's log head).
+    pub const HEAD_SIGN_START: u8 = 7;
 }
 
 /// FROST steps.
@@ -88,7 +92,8 @@ pub struct SignStart {
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Released {
-    /// The signed release.
+    /// The signed release; `document` is empty for a site that co-signed it (it holds the
+    /// document from [`SignStart`]), so the document crosses the wire once per site.
     pub release: SignedRelease,
 }
 
@@ -139,6 +144,7 @@ pub fn kind_label(protocol: ProtocolId, step: u8) -> String {
         ProtocolId::Control => "control",
         ProtocolId::SecAgg => "secagg",
         ProtocolId::Frost => "frost",
+        ProtocolId::ThresholdBfv => "he",
         _ => "other",
     };
     format!("{p}/{step}")

@@ -11,9 +11,9 @@ use seh_crypto::frost::sign::{SigningNonces, SigningRequest};
 use seh_crypto::frost::{self, KeyShare};
 use seh_crypto::secagg::{
     round0, round1, round2, round3, ConsistencyRequest, ForwardedShares, Graph, KeyList, SecAggMessage, SecAggParams,
-    UnmaskRequest,
+    Step, UnmaskRequest,
 };
-use seh_crypto::wire::{Envelope, PartyId, ProtocolId, SessionGuard, SessionId, SigningKey, VerifyingKey};
+use seh_crypto::wire::{Envelope, Header, PartyId, ProtocolId, SessionGuard, SessionId, SigningKey, VerifyingKey};
 use seh_stats::DataFrame;
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
@@ -24,9 +24,12 @@ use crate::fed;
 use crate::federation::Federation;
 use crate::hex;
 use crate::messages::{self, control, frost_step, AggregateStart, DecisionMsg, Offer, Released, SignStart};
-use crate::policy::{Decision, SitePolicy};
+use crate::policy::{Admitted, Refused, SiteGovernance};
 use crate::release::{signing_message, ReleaseDocument};
-use crate::spec::{Analysis, SignedStudy, StudySpec};
+use crate::spec::{Aggregation, Analysis, SignedStudy, StudySpec};
+
+mod he_phase;
+mod log_head;
 
 /// Most messages one sender may send in one round.
 pub const MAX_MESSAGES_PER_ROUND: usize = 16;
@@ -79,6 +82,9 @@ pub enum SiteOutput {
         /// Survivor party ids.
         survivors: Vec<u32>,
     },
+    /// Persist this coordinator log head as the one this site co-signed last **before** sending
+    /// the following message; pass it back to [`SiteMachine::with_cosigned_head`] after a restart.
+    RecordLogHead(crate::log_head::HeadRef),
 }
 
 enum Stage {
@@ -88,6 +94,10 @@ enum Stage {
     Masked(round2::Round2Secret),
     Signed(round3::Round3Secret),
     Committed(SigningNonces, String),
+    /// FROST commitment sent for this coordinator log-head document.
+    CommittedHead(SigningNonces, String),
+    /// Signature share sent for this release document; kept so the release need not resend it.
+    CoSigned(String),
     Finished,
 }
 
@@ -104,12 +114,16 @@ pub struct SiteMachine {
     name: String,
     key: SigningKey,
     frost_share: KeyShare,
-    policy: SitePolicy,
+    gov: SiteGovernance,
     data: DataFrame,
     studies: BTreeMap<String, SiteStudy>,
     revealed: BTreeMap<String, Vec<u32>>,
     /// Per study, the model frame and prepared rows reused across rounds (at most 4 studies).
     caches: BTreeMap<String, fed::site::SiteCache>,
+    /// Threshold-HE key shares and set-ups (`aggregation = "he"`).
+    he: crate::he_site::SiteHe,
+    /// The coordinator log head this site co-signed last ([`SiteOutput::RecordLogHead`]).
+    cosigned_head: Option<crate::log_head::HeadRef>,
 }
 
 impl std::fmt::Debug for SiteMachine {
@@ -128,17 +142,19 @@ fn audit(kind: AuditKind, study: &str, details: Value) -> SiteOutput {
 }
 
 impl SiteMachine {
-    /// A site `name` of `fed` with identity `key`, FROST share `frost_share`, `policy` and `data`.
-    /// `revealed` is what [`SiteOutput::RecordReveal`] asked to persist before a restart.
+    /// A site `name` of `fed` with identity `key`, FROST share `frost_share`, governance `gov`
+    /// (policy, consent, DP ledger) and `data`. `revealed` is what [`SiteOutput::RecordReveal`]
+    /// asked to persist before a restart.
     ///
     /// Errors: [`ProtocolError::Invalid`] if `name` is not a site of `fed`, `key` is not its
-    /// identity key, the FROST share is not this site's, or the policy is invalid.
+    /// identity key, the FROST share is not this site's, or the governance's patient keys do not
+    /// match the data rows.
     pub fn new(
         fed: Arc<Federation>,
         name: &str,
         key: SigningKey,
         frost_share: KeyShare,
-        policy: SitePolicy,
+        gov: SiteGovernance,
         data: DataFrame,
         revealed: BTreeMap<String, Vec<u32>>,
     ) -> Result<Self, ProtocolError> {
@@ -150,7 +166,7 @@ impl SiteMachine {
         if frost_share.party() != Some(site.party) || frost_share.group_key() != fed.group_key() {
             return Err(ProtocolError::invalid("site", "frost share", "not this site's share of the federation group"));
         }
-        policy.validate()?;
+        gov.check_rows(data.nrows())?;
         let me = site.party;
         Ok(SiteMachine {
             fed,
@@ -158,11 +174,13 @@ impl SiteMachine {
             name: name.to_owned(),
             key,
             frost_share,
-            policy,
+            gov,
             data,
             studies: BTreeMap::new(),
             revealed,
             caches: BTreeMap::new(),
+            he: Default::default(),
+            cosigned_head: None,
         })
     }
 
@@ -222,16 +240,22 @@ impl SiteMachine {
         })
     }
 
-    /// Verifies the study and applies the policy.
-    fn check_study(&self, study: &SignedStudy, session: &SessionId) -> Result<(StudySpec, Decision), ProtocolError> {
+    /// Verifies the study and applies the site's governance (policy, consent filter, floors);
+    /// an admitted study carries the consented rows every computation must use.
+    fn check_study(
+        &mut self,
+        study: &SignedStudy,
+        session: &SessionId,
+    ) -> Result<(StudySpec, Result<Admitted, Refused>), ProtocolError> {
         let unverified = study.unverified_spec()?;
         let spec = study.verify(&self.researcher_key(&unverified)?)?;
         if spec.id()? != session.study {
             return Err(ProtocolError::invalid("study", "study_id", "differs from the envelope's study"));
         }
         let rkey = self.researcher_key(&spec)?;
-        let decision = self.policy.decide(&self.name, &rkey, &spec, &self.data);
-        Ok((spec, decision))
+        let study_id = spec.study_id.clone();
+        let admitted = self.gov.admit(&study_id, &self.name, &rkey, &spec, &self.data)?;
+        Ok((spec, admitted))
     }
 
     fn send(&self, out: &mut Vec<SiteOutput>, study_id: &str, env: Envelope) -> Result<(), ProtocolError> {
@@ -283,30 +307,45 @@ impl SiteMachine {
                     study_id,
                     json!({ "researcher": spec.researcher, "analysis": spec.analysis.kind(), "spec_sha256": offer.study.digest() }),
                 ));
-                let (accept, reason) = match decision {
-                    Decision::Accept => (true, String::new()),
-                    Decision::Refuse(r) => (false, r),
+                // The decision and what the consent filter removed go to this site's audit log;
+                // the coordinator and researcher get only accept/refuse with the rule and reason.
+                let (accept, reason, model) = match decision {
+                    Ok(a) => {
+                        let c = a.consent.audit_value();
+                        out.push(audit(
+                            AuditKind::PolicyDecision,
+                            study_id,
+                            json!({ "accept": true, "purpose": spec.purpose, "dp_epsilon": spec.dp_epsilon,
+                                    "consent_removed": c.removed, "consent_opt_out": c.by_opt_out,
+                                    "consent_deny": c.by_deny_provision, "consent_none": c.by_no_applicable_consent }),
+                        ));
+                        (true, String::new(), a.model)
+                    }
+                    Err(r) => {
+                        let rule = match &r {
+                            Refused::Policy(p) => Some(p.rule.key()),
+                            Refused::Study(_) => None,
+                        };
+                        out.push(audit(
+                            AuditKind::PolicyDecision,
+                            study_id,
+                            json!({ "accept": false, "rule": rule, "reason": r.to_string() }),
+                        ));
+                        (false, r.to_string(), None)
+                    }
                 };
-                out.push(audit(AuditKind::PolicyDecision, study_id, json!({ "accept": accept, "reason": reason })));
-                let (accept, reason, model) = match (accept, &spec.analysis) {
-                    (true, a) if !matches!(a, Analysis::Describe(_)) => match fed::site::model_info(a, &self.data) {
-                        Ok(m) => (true, reason, Some(m)),
-                        Err(e) => (false, e.to_string(), None),
-                    },
-                    _ => (accept, reason, None),
-                };
-                let msg = DecisionMsg { accept, reason, min_cell_count: self.policy.min_cell_count, model };
+                let msg = DecisionMsg { accept, reason, min_cell_count: self.gov.min_cell_count(), model };
                 let env = self.control(session, control::DECISION, messages::to_payload(&msg));
                 self.send(out, study_id, env)
             }
             (ProtocolId::Control, control::AGGREGATE_START) => {
                 let start: AggregateStart = messages::from_payload("aggregate start", &env.payload)?;
                 let (spec, decision) = self.check_study(&start.study, &session)?;
-                if let Decision::Refuse(r) = decision {
-                    return Err(ProtocolError::invalid("aggregate start", "policy", r));
-                }
+                let admitted =
+                    decision.map_err(|r| ProtocolError::invalid("aggregate start", "policy", r.to_string()))?;
+                let data = admitted.data.clone();
                 let input = match (&spec.analysis, &start.query) {
-                    (Analysis::Describe(d), None) => Zeroizing::new(describe::local_vector(d, &self.data)?),
+                    (Analysis::Describe(d), None) => describe::local_vector(d, &data)?,
                     (Analysis::Describe(_), Some(_)) | (_, None) => {
                         return Err(ProtocolError::invalid("aggregate start", "query", "does not fit the analysis"))
                     }
@@ -320,9 +359,14 @@ impl SiteMachine {
                             self.caches.pop_first();
                         }
                         let cache = self.caches.entry(study_id.to_owned()).or_default();
-                        Zeroizing::new(fed::site::answer_cached(analysis, q, &self.data, cache)?)
+                        fed::site::answer_cached(analysis, q, &data, cache)?
                     }
                 };
+                // The only way out: seh-policy's admission (and DP noise, if the study asks).
+                let input = self.gov.contribution(study_id, &spec, &admitted, input)?.into_inner();
+                if spec.aggregation == Aggregation::He {
+                    return self.he_contribute(study_id, session, &input, out);
+                }
                 let parties: Vec<PartyId> = start.parties.iter().map(|p| PartyId(*p)).collect();
                 let params =
                     SecAggParams::new(session, &parties, spec.threshold as usize, input.len(), Graph::Complete)?;
@@ -349,11 +393,22 @@ impl SiteMachine {
                 };
                 let fwd = ForwardedShares::from_envelope(env)?;
                 let words = input.len();
-                // Masked in place by seh-crypto; the plaintext never outlives this call.
-                let (secret, msg) = round2::masked_input(secret, &fwd, std::mem::take(&mut *input), &mut OsRng)?;
-                let env = self.secagg(session, &msg);
-                let bytes = env.payload.len();
-                self.send(out, study_id, env)?;
+                // Masked by seh-crypto straight into the wire buffer, then framed and signed in
+                // place; the plaintext never outlives this call.
+                let (secret, buf) = round2::masked_input_buf(secret, &fwd, std::mem::take(&mut *input), &mut OsRng)?;
+                let bytes = buf.len();
+                let step = Step::MaskedInput as u8;
+                let header = Header {
+                    protocol: ProtocolId::SecAgg,
+                    step,
+                    sender: self.me,
+                    recipient: PartyId::COORDINATOR,
+                    session,
+                    nonce: messages::nonce(),
+                };
+                let kind = messages::kind_label(ProtocolId::SecAgg, step);
+                let sealed = buf.seal(&header, &self.key)?;
+                out.push(SiteOutput::Send { study_id: study_id.to_owned(), round, kind, bytes: sealed });
                 out.push(audit(
                     AuditKind::Contribution,
                     study_id,
@@ -406,8 +461,8 @@ impl SiteMachine {
             (ProtocolId::Control, control::SIGN_START) => {
                 let start: SignStart = messages::from_payload("sign start", &env.payload)?;
                 let (spec, decision) = self.check_study(&start.study, &session)?;
-                if let Decision::Refuse(r) = decision {
-                    return Err(ProtocolError::invalid("sign start", "policy", r));
+                if let Err(r) = decision {
+                    return Err(ProtocolError::invalid("sign start", "policy", r.to_string()));
                 }
                 let doc = ReleaseDocument::from_json(&start.document)?;
                 let bad = |f: &str, r: &str| Err(ProtocolError::invalid("release document", f, r));
@@ -420,7 +475,7 @@ impl SiteMachine {
                 if !doc.contributors.contains(&self.name) {
                     return bad("contributors", "this site did not contribute to this result");
                 }
-                if doc.min_cell_count < self.policy.min_cell_count
+                if doc.min_cell_count < self.gov.min_cell_count()
                     || !respects_min_count(&doc.result, doc.min_cell_count)
                 {
                     return bad("result", "violates this site's minimum cell count");
@@ -445,11 +500,15 @@ impl SiteMachine {
                 Ok(())
             }
             (ProtocolId::Frost, frost_step::REQUEST) => {
-                let Stage::Committed(nonces, document) = self.take_stage(study_id) else {
-                    return Err(Self::unexpected("signing request without a commitment"));
+                let (nonces, document, head) = match self.take_stage(study_id) {
+                    Stage::Committed(nonces, document) => (nonces, document, false),
+                    Stage::CommittedHead(nonces, document) => (nonces, document, true),
+                    _ => return Err(Self::unexpected("signing request without a commitment")),
                 };
                 let request = SigningRequest::decode(&env.payload)?;
-                if request.message() != signing_message(&document).as_slice() {
+                let message =
+                    if head { crate::log_head::signing_message(&document) } else { signing_message(&document) };
+                if request.message() != message.as_slice() {
                     return Err(ProtocolError::invalid("signing request", "message", "is not the approved document"));
                 }
                 let share = frost::sign_share(&request, nonces, &self.frost_share)?;
@@ -464,16 +523,32 @@ impl SiteMachine {
                 };
                 self.send(out, study_id, env)?;
                 let digest = hex::encode(&sha2_digest(document.as_bytes()));
+                if head {
+                    out.push(audit(
+                        AuditKind::Release,
+                        study_id,
+                        json!({ "what": "co-signed coordinator log head", "document_sha256": digest }),
+                    ));
+                    self.set_stage(study_id, Stage::Finished);
+                    return Ok(());
+                }
                 out.push(audit(
                     AuditKind::Release,
                     study_id,
                     json!({ "what": "co-signed", "document_sha256": digest }),
                 ));
-                self.set_stage(study_id, Stage::Finished);
+                self.set_stage(study_id, Stage::CoSigned(document));
                 Ok(())
             }
             (ProtocolId::Control, control::RELEASED) => {
-                let released: Released = messages::from_payload("released", &env.payload)?;
+                let mut released: Released = messages::from_payload("released", &env.payload)?;
+                // A co-signer already holds the document; the release then omits it.
+                if released.release.document.is_empty() {
+                    let Stage::CoSigned(document) = self.take_stage(study_id) else {
+                        return Err(Self::unexpected("release without its document, and none co-signed"));
+                    };
+                    released.release.document = document;
+                }
                 let doc = released.release.verify(&self.fed.group_key())?;
                 let digest = hex::encode(&sha2_digest(released.release.document.as_bytes()));
                 out.push(audit(
@@ -483,6 +558,9 @@ impl SiteMachine {
                 ));
                 Ok(())
             }
+            (ProtocolId::Control, control::HEAD_SIGN_START) => self.head_sign_start(study_id, env, out),
+            (ProtocolId::Control, control::HE_SETUP_START) => self.he_setup_start(study_id, env, out),
+            (ProtocolId::ThresholdBfv, _) => self.he_message(study_id, env, out),
             _ => Err(Self::unexpected("unknown message kind")),
         }
     }

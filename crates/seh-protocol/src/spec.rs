@@ -11,6 +11,9 @@ use crate::hex;
 pub const MAX_COLUMNS: usize = 64;
 /// Most histogram bins per histogram.
 pub const MAX_BINS: u32 = 10_000;
+/// Most sites of a study under `aggregation = "he"` (the key set-up relays every site's public-key
+/// share and key-share deal, about 0.2 MB each, in one transport frame of at most 8 MiB).
+pub const MAX_HE_SITES: usize = 20;
 /// Domain-separation prefix of the bytes a researcher signs.
 pub const SPEC_SIGNING_CONTEXT: &[u8] = b"secur-e-health study spec v1\0";
 
@@ -67,6 +70,28 @@ impl Analysis {
     }
 }
 
+/// The secure-sum back-end of a study (DESIGN §3). Chosen by the researcher, signed with the
+/// spec, checked by every site's policy; nothing falls back from one to the other.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregation {
+    /// SecAgg+ pairwise masking with Shamir-shared seeds (the default).
+    #[default]
+    Secagg,
+    /// Threshold BFV: a per-study collective key, encryption at the source, `t`-of-`n` decryption.
+    He,
+}
+
+impl Aggregation {
+    /// The name used on the command line and in site policies (`secagg`, `he`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Aggregation::Secagg => "secagg",
+            Aggregation::He => "he",
+        }
+    }
+}
+
 /// A study as the researcher submits it.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -82,6 +107,27 @@ pub struct StudySpec {
     /// Secure-aggregation threshold `t`: the result needs `t` surviving sites, and up to `t − 1`
     /// colluding sites plus the coordinator learn nothing about another site's input.
     pub threshold: u32,
+    /// Secure-sum back-end (`secagg` when absent).
+    #[serde(default)]
+    pub aggregation: Aggregation,
+    /// Purpose of use (an HL7 v3-ActReason code; [`DEFAULT_PURPOSE`] when absent): each site
+    /// serves it only if its policy lists it, and uses only rows whose patients consented to it.
+    #[serde(default = "default_purpose")]
+    pub purpose: String,
+    /// Differential privacy: the ε each site spends from the researcher's budget; `None`: no DP
+    /// noise. Describe studies only (see [`crate::policy`]).
+    #[serde(default)]
+    pub dp_epsilon: Option<f64>,
+    /// The δ of the Gaussian noise (`None` with DP: [`crate::policy::DEFAULT_DP_DELTA`]).
+    #[serde(default)]
+    pub dp_delta: Option<f64>,
+}
+
+/// The purpose of use of a study that names none: v3-ActReason `HRESCH` (healthcare research).
+pub const DEFAULT_PURPOSE: &str = "HRESCH";
+
+fn default_purpose() -> String {
+    DEFAULT_PURPOSE.to_owned()
 }
 
 fn bad(field: impl Into<String>, reason: impl Into<String>) -> ProtocolError {
@@ -186,7 +232,34 @@ impl StudySpec {
         if t < 2 || t > n || 2 * t <= n {
             return Err(bad("threshold", format!("must be a strict majority of the {n} sites and at least 2")));
         }
+        self.validate_governance()?;
+        if self.aggregation == Aggregation::He && n > MAX_HE_SITES {
+            return Err(bad("aggregation", format!("`he` supports at most {MAX_HE_SITES} sites per study")));
+        }
         Ok(())
+    }
+
+    /// Purpose code (1..=64 ASCII letters/digits) and DP parameters (ε finite and > 0; δ in
+    /// (0, 1) and only with ε; DP only for describe studies).
+    fn validate_governance(&self) -> Result<(), ProtocolError> {
+        let p = &self.purpose;
+        if p.is_empty() || p.len() > 64 || !p.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(bad("purpose", "must be a v3-ActReason code such as HRESCH"));
+        }
+        if let Some(e) = self.dp_epsilon {
+            if !(e.is_finite() && e > 0.0) {
+                return Err(bad("dp_epsilon", "must be finite and > 0"));
+            }
+            if !matches!(self.analysis, Analysis::Describe(_)) {
+                let kind = self.analysis.kind();
+                return Err(bad("dp_epsilon", format!("differential privacy is not available for {kind}")));
+            }
+        }
+        match (self.dp_epsilon, self.dp_delta) {
+            (None, Some(_)) => Err(bad("dp_delta", "given without dp_epsilon")),
+            (_, Some(d)) if !(d > 0.0 && d < 1.0) => Err(bad("dp_delta", "must be in (0, 1)")),
+            _ => Ok(()),
+        }
     }
 
     /// The smallest valid threshold for `n` sites (a strict majority, at least 2).

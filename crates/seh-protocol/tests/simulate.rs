@@ -7,10 +7,12 @@ use std::sync::Arc;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use seh_crypto::wire::PartyId;
+use seh_policy::consent::ConsentRegistry;
+use seh_policy::policy::{open_policy_toml, AnalysisKind};
 use seh_protocol::coordinator::{Action, Checkpoint, CoordinatorStudy};
 use seh_protocol::describe::{self, DescribeResult};
 use seh_protocol::federation::Federation;
-use seh_protocol::policy::SitePolicy;
+use seh_protocol::policy::{SiteGovernance, SitePolicy};
 use seh_protocol::release::ReleaseDocument;
 use seh_protocol::site::{AuditKind, SiteMachine, SiteOutput};
 use seh_protocol::spec::{Analysis, DescribeSpec, HistogramSpec, SignedStudy, StudySpec};
@@ -41,18 +43,23 @@ fn world(n: usize, t: u32, min_cell: u64) -> World {
         setup::generate("test", "coordinator", &names, &["alice".into()], 3.min(n as u16), &mut rng).unwrap();
     let fed = Arc::new(Federation::from_file(file).unwrap());
     let alice = &secrets.researchers["alice"];
-    let policy = SitePolicy {
-        allowed_researchers: vec![hex::encode(alice.verifying_key().as_bytes())],
-        allowed_analyses: vec!["describe".into()],
-        min_cell_count: min_cell,
-    };
+    let researchers = [("alice".to_owned(), hex::encode(alice.verifying_key().as_bytes()))];
+    let text = open_policy_toml(&researchers, &[AnalysisKind::Descriptive], min_cell);
+    let policy = SitePolicy::from_toml_str(&text, "test policy").unwrap();
     let mut sites = BTreeMap::new();
     let mut all = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let (key, share) = secrets.sites[name].clone();
         let data = site_data(i);
         all.push(data.clone());
-        let m = SiteMachine::new(fed.clone(), name, key, share, policy.clone(), data, BTreeMap::new()).unwrap();
+        let gov = SiteGovernance::new(
+            policy.clone(),
+            ConsentRegistry::new(policy.consent().regime),
+            None,
+            None,
+            Box::new(|| seh_policy::Date::new(2025, 1, 1).unwrap()),
+        );
+        let m = SiteMachine::new(fed.clone(), name, key, share, gov, data, BTreeMap::new()).unwrap();
         sites.insert(m.party(), m);
     }
     let spec = DescribeSpec {
@@ -65,6 +72,10 @@ fn world(n: usize, t: u32, min_cell: u64) -> World {
         analysis: Analysis::Describe(spec.clone()),
         sites: names.clone(),
         threshold: t,
+        aggregation: Default::default(),
+        purpose: "HRESCH".into(),
+        dp_epsilon: None,
+        dp_delta: None,
     };
     let study = SignedStudy::sign(&study_spec, alice).unwrap();
     let pooled = concat(&all);
@@ -156,7 +167,7 @@ fn five_sites_give_the_pooled_statistics() {
 
 #[test]
 fn a_site_dropping_mid_aggregation_leaves_the_sum_over_survivors() {
-    let mut w = world(5, 3, 1);
+    let mut w = world(5, 3, 3);
     let (mut study, first) =
         CoordinatorStudy::resume(w.fed.clone(), w.coordinator_key.clone(), w.study.clone(), Checkpoint::default())
             .unwrap();
@@ -168,12 +179,12 @@ fn a_site_dropping_mid_aggregation_leaves_the_sum_over_survivors() {
     assert_eq!(doc.contributors, vec!["site-0", "site-2", "site-3", "site-4"]);
     let survivors: Vec<DataFrame> =
         w.frames[0].iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, f)| f.clone()).collect();
-    assert_same(&doc.result, &describe::pooled(&w.spec, &concat(&survivors), 1).unwrap());
+    assert_same(&doc.result, &describe::pooled(&w.spec, &concat(&survivors), 3).unwrap());
 }
 
 #[test]
 fn a_restarted_coordinator_resumes_to_the_same_result() {
-    let mut w = world(3, 2, 1);
+    let mut w = world(3, 2, 3);
     let (mut study, first) =
         CoordinatorStudy::resume(w.fed.clone(), w.coordinator_key.clone(), w.study.clone(), Checkpoint::default())
             .unwrap();
@@ -188,12 +199,12 @@ fn a_restarted_coordinator_resumes_to_the_same_result() {
     assert!(run(&mut w, &mut again, first, &BTreeMap::new(), &mut cps2, None));
     assert!(cps2.last().unwrap().round > last.round);
     let doc = released(cps2.last().unwrap(), &w.fed);
-    assert_same(&doc.result, &describe::pooled(&w.spec, &w.pooled, 1).unwrap());
+    assert_same(&doc.result, &describe::pooled(&w.spec, &w.pooled, 3).unwrap());
 }
 
 #[test]
 fn replayed_and_out_of_round_messages_are_rejected() {
-    let mut w = world(3, 2, 1);
+    let mut w = world(3, 2, 3);
     let (_study, first) =
         CoordinatorStudy::resume(w.fed.clone(), w.coordinator_key.clone(), w.study.clone(), Checkpoint::default())
             .unwrap();
@@ -227,5 +238,6 @@ fn a_refusing_site_stops_the_study_with_its_reason() {
     assert!(run(&mut w, &mut study, first, &BTreeMap::new(), &mut cps, None));
     let cp = cps.last().unwrap();
     assert!(cp.release.is_none());
-    assert!(cp.failure.as_ref().unwrap().contains("minimum cell count"), "{:?}", cp.failure);
+    // Fewer usable rows than the sites' minimum subset size: refused with that rule.
+    assert!(cp.failure.as_ref().unwrap().contains("disclosure.min_subset_size"), "{:?}", cp.failure);
 }

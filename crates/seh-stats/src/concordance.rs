@@ -202,7 +202,7 @@ struct Row {
 
 impl Row {
     fn is_event(&self) -> bool {
-        self.stop_key % 2 == 0
+        self.stop_key.is_multiple_of(2)
     }
 
     fn time_rank(&self) -> usize {

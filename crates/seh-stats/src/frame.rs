@@ -601,7 +601,7 @@ mod tests {
             let m = &m[..digits.min(m.len())];
             let dot = (s >> 5) as usize % (m.len() + 1);
             let mut t = format!("{}{}.{}", if s & 1 == 1 { "-" } else { "" }, &m[..dot], &m[dot..]);
-            if (s >> 3) % 4 == 0 {
+            if (s >> 3).is_multiple_of(4) {
                 t.push_str(&format!("e{}", (s >> 20) as i64 % 30 - 15));
             }
             cases.push(t);

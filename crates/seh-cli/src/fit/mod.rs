@@ -1,4 +1,4 @@
-//! `seh fit cox|km|glm`: fit a model on a local CSV file and print it like R.
+//! `seh fit cox|km|glm`: fit a model on a local CSV file (or a site-store table) and print it like R.
 //!
 //! Raw flags ([`FitArgs`]) become a validated [`FitConfig`] in one named step
 //! ([`FitConfig::from_args`]): the formula and `--tt` expression are parsed and
@@ -37,8 +37,21 @@ enum FitModel {
 #[derive(Debug, Args)]
 struct CommonArgs {
     /// CSV file: header row, numeric columns, empty field = missing.
-    #[arg(long, value_name = "FILE.csv")]
-    data: PathBuf,
+    #[arg(long, value_name = "FILE.csv", required_unless_present = "store")]
+    data: Option<PathBuf>,
+    /// Or a site store (`seh data import`) whose --table to fit (e.g. a `seh data cohort` table).
+    #[arg(long, value_name = "STORE.sqlite", conflicts_with = "data", requires = "table")]
+    store: Option<PathBuf>,
+    /// The store table (with --store).
+    #[arg(long, requires = "store")]
+    table: Option<String>,
+    /// The store's site secret file (with --store; default: STORE.secret).
+    #[arg(long, requires = "store")]
+    secret: Option<PathBuf>,
+    /// With --store: keep only the rows whose patients' consent permits this purpose of use
+    /// (v3-ActReason code, e.g. HRESCH), as a `seh federate` site does.
+    #[arg(long, requires = "store")]
+    purpose: Option<String>,
     /// R-style model formula, e.g. "Surv(time, status) ~ age + sex".
     #[arg(long)]
     formula: String,
@@ -133,8 +146,10 @@ pub enum ModelConfig {
 /// A validated `seh fit` invocation.
 #[derive(Debug)]
 pub struct FitConfig {
-    /// The data file.
+    /// The data file (empty with `store`).
     pub data: PathBuf,
+    /// A site-store table instead of `data`.
+    pub store: Option<crate::data_cmd::StoreTable>,
     /// The parsed formula.
     pub formula: Formula,
     /// Output format.
@@ -184,12 +199,19 @@ impl FitConfig {
                 bail!("--tt was given but the formula has no tt() term (write e.g. `+ tt(age)`)");
             }
         }
-        Ok(FitConfig { data: common.data, formula, format: common.format, model })
+        let store = common.store.map(|store| crate::data_cmd::StoreTable {
+            store,
+            table: common.table.unwrap_or_default(),
+            secret: common.secret,
+            purpose: common.purpose,
+        });
+        let data = common.data.unwrap_or_default();
+        Ok(FitConfig { data, store, formula, format: common.format, model })
     }
 
-    /// The data file name as shown in messages and the `Call:` line.
+    /// The data file name (or `STORE:TABLE`) as shown in messages and the `Call:` line.
     pub fn data_name(&self) -> String {
-        self.data.display().to_string()
+        self.store.as_ref().map_or_else(|| self.data.display().to_string(), |s| s.name())
     }
 }
 
@@ -197,8 +219,13 @@ impl FitConfig {
 pub fn run(args: FitArgs) -> anyhow::Result<()> {
     let config = FitConfig::from_args(args)?;
     let name = config.data_name();
-    let bytes = std::fs::read(&config.data).with_context(|| format!("{name}: cannot read the data file"))?;
-    let data = DataFrame::from_csv_bytes(&bytes, &name).map_err(|e| anyhow!("{e}"))?;
+    let data = match &config.store {
+        Some(store) => store.load()?,
+        None => {
+            let bytes = std::fs::read(&config.data).with_context(|| format!("{name}: cannot read the data file"))?;
+            DataFrame::from_csv_bytes(&bytes, &name).map_err(|e| anyhow!("{e}"))?
+        }
+    };
     let text = fit_frame(&config, &data, &name)?;
     crate::output::emit(&text)?;
     Ok(())

@@ -30,7 +30,7 @@ pub struct HeVector {
     pub(crate) noise_log2: f64,
 }
 
-fn log2_add(a: f64, b: f64) -> f64 {
+pub(crate) fn log2_add(a: f64, b: f64) -> f64 {
     let m = a.max(b);
     m + (2f64.powf(a - m) + 2f64.powf(b - m)).log2()
 }
@@ -139,7 +139,7 @@ impl HeVector {
         self.noise_log2
     }
 
-    fn check_compatible(&self, other: &HeVector, party: Option<PartyId>) -> Result<(), HeError> {
+    pub(crate) fn check_compatible(&self, other: &HeVector, party: Option<PartyId>) -> Result<(), HeError> {
         if self.fingerprint != other.fingerprint {
             return Err(HeError::ParameterMismatch {
                 what: "encrypted vector",

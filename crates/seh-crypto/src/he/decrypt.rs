@@ -248,7 +248,7 @@ impl ThresholdKeyShare {
     }
 }
 
-fn check_decryptors(holders: &[PartyId], threshold: usize, set: &[PartyId]) -> Result<(), HeError> {
+pub(crate) fn check_decryptors(holders: &[PartyId], threshold: usize, set: &[PartyId]) -> Result<(), HeError> {
     let mut s = set.to_vec();
     s.sort();
     s.dedup();

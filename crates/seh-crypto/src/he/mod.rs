@@ -23,7 +23,7 @@
 //! | set | N | log2 q | t | σ² | flooding | λ_s | shares per key share | hides noise ≤ |
 //! |---|---|---|---|---|---|---|---|---|
 //! | `bfv-8192` (default) | 8192 | 186 (HES bound 218) | 61-bit prime | 11 | 2^116 | 40 | 2^16 | 2^48 |
-//! | `bfv-16384` | 16384 | 434 (HES bound 438) | 61-bit prime | 11 | 2^190 | 40 | 2^20 | 2^117 |
+//! | `bfv-16384` | 16384 | 434 (HES bound 438) | 61-bit prime | 11 | 2^240 | 40 | 2^20 | 2^167 (one product, [`relin`], [`product`]) |
 //!
 //! # Flow
 //!
@@ -42,8 +42,11 @@ pub mod cipher;
 pub mod decrypt;
 pub mod error;
 pub mod keygen;
+mod keygen_wire;
 pub mod local;
 pub mod params;
+pub mod product;
+pub mod relin;
 mod ring;
 pub mod store;
 pub mod sum;
@@ -57,5 +60,9 @@ pub use keygen::{
 };
 pub use local::{simulate_setup, LocalFederation};
 pub use params::{HeParams, NoiseBudget, ParameterSet, BFV_16384, BFV_8192};
+pub use product::{check_product_fixed, decode_product};
+pub use relin::{
+    CollectiveRelinKey, RelinKeyGenerator, RelinRound1Aggregate, RelinRound1Share, RelinRound2Share, RelinSession,
+};
 pub use store::EncryptedStore;
 pub use sum::{HeCoordinator, HeSite, HeStep, HeSum};

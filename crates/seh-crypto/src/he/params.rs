@@ -59,7 +59,7 @@ pub struct ParameterSet {
     /// `log2` of the number of decryption or key-switching shares one key
     /// share may produce over its lifetime.
     pub log2_max_decryptions: u32,
-    /// Flooding width: noise uniform in `[-2^b, 2^b)`, `b ≤ 190`.
+    /// Flooding width: noise uniform in `[-2^b, 2^b)`, `64 ≤ b ≤ 320`.
     pub flood_bits: u32,
     /// Largest number of parties (key holders) the noise analysis covers.
     pub max_parties: usize,
@@ -83,8 +83,10 @@ pub const BFV_8192: ParameterSet = ParameterSet {
 };
 
 /// `N = 16384`, `q` = seven 62-bit primes (`log2 q ≈ 434 ≤ 438`), `t ≈ 2^61`,
-/// `σ² = 11`, flooding `2^190`, `λ_s = 40`, `2^20` decryptions per key share.
-/// Hides noise up to `2^117`: room for one ciphertext product.
+/// `σ² = 11`, flooding `2^240`, `λ_s = 40`, `2^20` decryptions per key share.
+/// Hides noise up to `2^167`: one ciphertext product (multiplicative depth 1;
+/// worst-case product noise of two 64-party sums `≈ 2^128`, see
+/// [`HeParams::product_noise_log2`]) with room for sums of many products.
 pub const BFV_16384: ParameterSet = ParameterSet {
     name: "bfv-16384",
     degree: 16384,
@@ -93,7 +95,7 @@ pub const BFV_16384: ParameterSet = ParameterSet {
     variance: 11,
     lambda_s: 40,
     log2_max_decryptions: 20,
-    flood_bits: 190,
+    flood_bits: 240,
     max_parties: 64,
 };
 
@@ -176,8 +178,8 @@ impl HeParams {
         if !t_ok {
             return Err(HeError::invalid("plaintext", "must be a prime ≡ 1 mod 2N (SIMD packing)"));
         }
-        if set.flood_bits > 190 || set.flood_bits < 64 {
-            return Err(HeError::invalid("flood_bits", "must be in 64..=190"));
+        if set.flood_bits > 320 || set.flood_bits < 64 {
+            return Err(HeError::invalid("flood_bits", "must be in 64..=320"));
         }
         if set.max_parties < 2 || set.max_parties > 1024 {
             return Err(HeError::invalid("max_parties", "must be in 2..=1024"));
@@ -290,6 +292,48 @@ impl HeParams {
         log2_add(noise_log2, extra)
     }
 
+    /// Worst-case noise (log2) of a collective relinearisation key made by
+    /// `participants` of the `holders` key holders ([`crate::he::relin`]):
+    /// the key error is `s·e0 + u·e1 + e2 + e3` with `e0, e1, e2, e3` sums of
+    /// `participants` binomial errors, `u` a sum of `participants` ternary
+    /// polynomials and `|s|∞ ≤ holders`, so
+    /// `‖e_rlk‖ ≤ d·B_e·(N·(n + d) + 2)` (`d` participants, `n` holders, `B_e = 2σ²`).
+    pub fn relin_key_noise_log2(&self, holders: usize, participants: usize) -> f64 {
+        let n = self.set.degree as f64;
+        let (h, d) = (holders.max(1) as f64, participants.max(1) as f64);
+        (d * self.error_bound() * (n * (h + d) + 2.0)).log2()
+    }
+
+    /// Worst-case noise (log2) that relinearisation with such a key adds: the
+    /// degree-2 component is split into its `ℓ` RNS digits (each `< q_i`), each
+    /// multiplied by a key error: `ℓ·N·max q_i·‖e_rlk‖`.
+    pub fn relin_noise_log2(&self, holders: usize, participants: usize) -> f64 {
+        let l = self.bfv.moduli().len() as f64;
+        let qmax = self.bfv.moduli().iter().map(|&q| (q as f64).log2()).fold(0.0, f64::max);
+        l.log2() + (self.set.degree as f64).log2() + qmax + self.relin_key_noise_log2(holders, participants)
+    }
+
+    /// Worst-case noise (log2) of the degree-2 product of two ciphertexts with
+    /// noise `2^a_log2` and `2^b_log2` under a key of `holders` parties, before
+    /// relinearisation (`fhe`'s tensoring in an extended basis, then scaling by
+    /// `t/q` with rounding). Writing each phase as `Δm + v + q·r` with
+    /// `|r|∞ ≤ N·n + 1` (`|s|∞ ≤ n`) and using `fhe`'s exact embedding
+    /// `Δm = (q·m − [q·m]_t)/t` (no `t²` term):
+    /// `‖v‖ ≤ N·t·(N·n + 2)·(B_a + B_b + 2) + N·t·(B_a + 1)(B_b + 1)/q + 1 + (1 + N·n + N²·n²)`,
+    /// the last term bounding the rounding of the three components
+    /// (`|ε| ≤ 1`, `‖s²‖∞ ≤ N·n²`).
+    pub fn product_noise_log2(&self, a_log2: f64, b_log2: f64, holders: usize) -> f64 {
+        let n = self.set.degree as f64;
+        let t = self.set.plaintext as f64;
+        let h = holders.max(1) as f64;
+        let ba = log2_add(a_log2, 0.0);
+        let bb = log2_add(b_log2, 0.0);
+        let main = n.log2() + t.log2() + (n * h + 2.0).log2() + log2_add(log2_add(a_log2, b_log2), 1.0);
+        let cross = n.log2() + t.log2() + ba + bb - self.log2_q;
+        let round = (2.0 + n * h + n * n * h * h).log2();
+        log2_add(log2_add(main, cross), round)
+    }
+
     /// Decryption is correct while the noise (log2) is below this.
     pub fn correct_below_log2(&self) -> f64 {
         self.log2_q - (self.set.plaintext as f64).log2() - 1.0 - 1.0
@@ -340,7 +384,7 @@ mod tests {
         assert_eq!(PLAINTEXT_61 % (1 << 15), 1);
         const { assert!(PLAINTEXT_61 < 1 << 61 && PLAINTEXT_61 > 1 << 60) };
         // Trial division up to 2^16 and a Fermat test in base 2, 3, 5, 7.
-        assert!((3..65536u64).step_by(2).all(|d| PLAINTEXT_61 % d != 0));
+        assert!((3..65536u64).step_by(2).all(|d| !PLAINTEXT_61.is_multiple_of(d)));
         let m = fhe_math::zq::Modulus::new(PLAINTEXT_61).unwrap();
         for a in [2, 3, 5, 7] {
             assert_eq!(m.pow(a, PLAINTEXT_61 - 1), 1);

@@ -106,40 +106,56 @@ impl Ring {
     }
 
     /// Flooding noise: every coefficient uniform in `[-2^bits, 2^bits)`
-    /// (`bits ≤ 190`), returned in NTT form.
+    /// (`bits ≤ 320`), returned in NTT form.
+    ///
+    /// Each coefficient is `v − 2^bits` for `v` uniform in `[0, 2^(bits+1))`,
+    /// drawn as little-endian 64-bit words; its residue modulo `q_j` is
+    /// `Σ_k (w_k mod q_j)·(2^(64k) mod q_j) − (2^bits mod q_j)`, computed with
+    /// `fhe-math`'s constant-time modular arithmetic (no branch on the value).
     pub(crate) fn flood_ntt(&self, bits: u32, rng: &mut Rng09) -> Result<Poly, HeError> {
+        if !(1..=320).contains(&bits) {
+            return Err(HeError::invalid("flood_bits", "must be in 1..=320"));
+        }
         let n = self.degree();
         let l = self.moduli.len();
-        // Sample magnitude+sign as (hi: u64, lo: u128) of bits+1 bits, centred.
         let total = bits + 1;
-        let mut hi = Zeroizing::new(vec![0u64; n]);
-        let mut lo = Zeroizing::new(vec![0u128; n]);
-        let mut neg = Zeroizing::new(vec![0u64; n]);
-        for k in 0..n {
-            let a = rng.next_u64() as u128 | (rng.next_u64() as u128) << 64;
-            let h = if total > 128 { rng.next_u64() & ((1u64 << (total - 128)) - 1) } else { 0 };
-            let a = if total >= 128 { a } else { a & ((1u128 << total) - 1) };
-            // value = (h·2^128 + a) - 2^bits; store |value| and its sign, branch-free.
-            let (v_lo, v_hi, is_neg) = centre(a, h, bits);
-            lo[k] = v_lo;
-            hi[k] = v_hi;
-            neg[k] = is_neg;
+        let words = total.div_ceil(64) as usize;
+        let top_mask = if total.is_multiple_of(64) { u64::MAX } else { (1u64 << (total % 64)) - 1 };
+        let mut w = Zeroizing::new(vec![0u64; n * words]);
+        for (i, x) in w.iter_mut().enumerate() {
+            let r = rng.next_u64();
+            *x = if i % words == words - 1 { r & top_mask } else { r };
         }
         let mut coeffs = Zeroizing::new(vec![0u64; n * l]);
         for (j, q) in self.moduli.iter().enumerate() {
             let r64 = q.reduce_u128(1u128 << 64);
-            let r128 = q.mul(r64, r64);
+            let mut pow = Vec::with_capacity(words);
+            let mut p = 1u64;
+            for _ in 0..words {
+                pow.push(p);
+                p = q.mul(p, r64);
+            }
+            let offset = q.pow(2, u64::from(bits));
             let row = &mut coeffs[j * n..(j + 1) * n];
-            for k in 0..n {
-                let a = q.add(q.reduce_u128(lo[k]), q.mul(q.reduce(hi[k]), r128));
-                let na = q.neg(a);
-                row[k] = (na & neg[k]) | (a & !neg[k]);
+            for (k, c) in row.iter_mut().enumerate() {
+                let mut acc = 0u64;
+                for (x, pw) in w[k * words..(k + 1) * words].iter().zip(&pow) {
+                    acc = q.add(acc, q.mul(q.reduce(*x), *pw));
+                }
+                *c = q.sub(acc, offset);
             }
         }
         let mut p = Poly::try_convert_from(coeffs.to_vec(), &self.ctx, false, Representation::PowerBasis)
             .map_err(|e| HeError::lib("flooding polynomial", e))?;
         p.change_representation(Representation::Ntt);
         Ok(p)
+    }
+
+    /// The `i`-th RNS gadget element (the CRT idempotent: `1 mod q_i`, `0 mod
+    /// q_k` for `k ≠ i`), as a constant polynomial in NTT form.
+    pub(crate) fn gadget_ntt(&self, i: usize) -> Result<Poly, HeError> {
+        let per: Vec<u64> = (0..self.moduli.len()).map(|k| u64::from(k == i)).collect();
+        self.constant_ntt(&per)
     }
 
     /// The constant polynomial with residue `per_limb[j]` in limb `j`, NTT form.
@@ -250,21 +266,6 @@ impl Ring {
     }
 }
 
-/// `(h·2^128 + a) − 2^bits` as (|lo|, |hi|, sign mask), constant time.
-fn centre(a: u128, h: u64, bits: u32) -> (u128, u64, u64) {
-    // Work in 192-bit two's complement: (h, a) − (ch, ca).
-    let (ch, ca) = if bits >= 128 { (1u64 << (bits - 128), 0u128) } else { (0u64, 1u128 << bits) };
-    let (lo, borrow) = a.overflowing_sub(ca);
-    let hi = h.wrapping_sub(ch).wrapping_sub(u64::from(borrow));
-    // Sign: top bit of the 192-bit result (hi is below 2^63 in magnitude).
-    let neg = 0u64.wrapping_sub(hi >> 63);
-    // |x| = (x XOR mask) + (mask & 1), over 192 bits.
-    let mask128 = ((neg as u128) << 64) | neg as u128;
-    let (mlo, carry) = (lo ^ mask128).overflowing_add((neg & 1) as u128);
-    let mhi = (hi ^ neg).wrapping_add(u64::from(carry));
-    (mlo, mhi, neg)
-}
-
 /// Write an NTT-form polynomial: per limb, `N` residues packed with
 /// `bitlen(q_j)` bits each (little-endian bit order).
 pub(crate) fn write_poly(w: &mut Writer, ring: &Ring, p: &Poly) {
@@ -336,21 +337,31 @@ pub(crate) fn read_poly(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::he::params::{HeParams, BFV_8192};
 
     #[test]
-    fn centre_is_exact() {
-        for bits in [64u32, 100, 127, 128, 150, 190] {
-            let (l, h, n) = centre(0, 0, bits);
-            // 0 − 2^bits = −2^bits.
-            assert_eq!(n, u64::MAX);
-            if bits >= 128 {
-                assert_eq!((l, h), (0, 1 << (bits - 128)));
-            } else {
-                assert_eq!((l, h), (1u128 << bits, 0));
+    fn flooding_is_centred_and_consistent_across_limbs() {
+        let ring = Ring::new(&HeParams::new(BFV_8192).unwrap()).unwrap();
+        let mut rng = rng_from_seed(&[9; 32], "test");
+        for bits in [20u32, 40, 59] {
+            let mut p = ring.flood_ntt(bits, &mut rng).unwrap();
+            p.change_representation(Representation::PowerBasis);
+            let c = p.coefficients();
+            let (mut max, mut neg) = (0u64, 0usize);
+            for k in 0..ring.degree() {
+                let (q0, r0) = (*ring.moduli[0], c[[0, k]]);
+                let (mag, is_neg) = if r0 > q0 / 2 { (q0 - r0, true) } else { (r0, false) };
+                assert!(mag <= 1u64 << bits && (is_neg || mag < 1u64 << bits), "out of range");
+                for (j, q) in ring.moduli.iter().enumerate().skip(1) {
+                    let want = if is_neg { q.neg(q.reduce(mag)) } else { q.reduce(mag) };
+                    assert_eq!(c[[j, k]], want);
+                }
+                max = max.max(mag);
+                neg += usize::from(is_neg);
             }
-            let (ca, ch) = if bits >= 128 { (0u128, 1u64 << (bits - 128)) } else { (1u128 << bits, 0) };
-            assert_eq!(centre(ca, ch, bits), (0, 0, 0));
-            assert_eq!(centre(ca.wrapping_add(5), ch, bits), (5, 0, 0));
+            assert!(max > 1u64 << (bits - 1), "width too small");
+            assert!((3800..4400).contains(&neg), "{neg} negatives of 8192");
         }
+        assert!(ring.flood_ntt(321, &mut rng).is_err());
     }
 }

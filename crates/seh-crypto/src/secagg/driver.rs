@@ -9,7 +9,7 @@ use super::{ConsistencyRequest, ForwardedShares, KeyList, UnmaskRequest};
 use crate::error::{SecAggError, WireError};
 use crate::fixed::FixedParams;
 use crate::secure_sum::{CoordinatorProtocol, RoundOutcome, SecureSum, SiteProtocol};
-use crate::wire::{Envelope, PartyId, ProtocolId, SigningKey, VerifyingKey};
+use crate::wire::{Envelope, EnvelopeRef, Header, PartyId, ProtocolId, SigningKey, VerifyingKey};
 use rand::{CryptoRng, RngCore};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -118,6 +118,44 @@ impl SecAggSite {
         self.nonce += 1;
         vec![msg.to_envelope(self.params.session(), self.me, PartyId::COORDINATOR, self.nonce)]
     }
+
+    /// The header of my next message of kind `step`.
+    fn next_header(&mut self, step: Step) -> Header {
+        self.nonce += 1;
+        Header {
+            protocol: ProtocolId::SecAgg,
+            step: step as u8,
+            sender: self.me,
+            recipient: PartyId::COORDINATOR,
+            session: self.params.session(),
+            nonce: self.nonce,
+        }
+    }
+
+    /// [`SiteProtocol::receive`], returning the replies signed with this
+    /// site's identity key and encoded (the bytes of
+    /// `reply.sign(identity)?.encode()?`). The masked input is written
+    /// straight into its wire buffer and signed in place
+    /// ([`round2::masked_input_buf`]), so the vector is never moved. Same errors.
+    pub fn receive_sealed<R: RngCore + CryptoRng>(
+        &mut self,
+        env: &Envelope,
+        rng: &mut R,
+    ) -> Result<Vec<Vec<u8>>, SecAggError> {
+        if env.sender == PartyId::COORDINATOR && matches!(self.state, SiteState::R1(_)) {
+            let SiteState::R1(st) = std::mem::replace(&mut self.state, SiteState::Failed) else {
+                return Err(SecAggError::InvalidParameter { field: "receive", reason: "unreachable".into() });
+            };
+            let fwd = ForwardedShares::from_envelope(env)?;
+            let input = std::mem::take(&mut *self.input);
+            let (st, buf) = round2::masked_input_buf(st, &fwd, input, rng)?;
+            self.state = SiteState::R2(st);
+            let header = self.next_header(Step::MaskedInput);
+            return Ok(vec![buf.seal(&header, &self.identity)?]);
+        }
+        let replies = self.receive(env, rng)?;
+        replies.into_iter().map(|e| Ok(e.sign(&self.identity)?.into_bytes()?)).collect()
+    }
 }
 
 fn wrong_step(env: &Envelope, expected: Step) -> SecAggError {
@@ -161,9 +199,10 @@ impl SiteProtocol for SecAggSite {
             SiteState::R1(st) => {
                 let fwd = ForwardedShares::from_envelope(env)?;
                 let input = std::mem::take(&mut *self.input);
-                let (st, msg) = round2::masked_input(st, &fwd, input, rng)?;
+                let (st, payload) = round2::masked_input_payload(st, &fwd, input, rng)?;
                 self.state = SiteState::R2(st);
-                Ok(self.out(&msg))
+                let header = self.next_header(Step::MaskedInput);
+                Ok(vec![Envelope::from_parts(header, payload)])
             }
             SiteState::R2(st) => {
                 let req = ConsistencyRequest::from_envelope(env)?;
@@ -238,6 +277,54 @@ impl SecAggCoordinator {
             return Ok(RoundOutcome::Done { sum, contributors: std::mem::take(&mut plan.survivors) });
         }
         self.close_round()
+    }
+}
+
+impl SecAggCoordinator {
+    /// [`CoordinatorProtocol::receive`] for several envelopes. In the
+    /// masked-input round all are checked first and their vectors are then
+    /// added by `add(sum, bodies)` in one call (see
+    /// [`ServerRound2::receive_encoded_batch_with`]), e.g. on disjoint ranges
+    /// from several threads; other rounds take them one by one and do not call
+    /// `add`. Returns the rejected envelopes' senders and errors.
+    pub fn receive_batch_with(
+        &mut self,
+        envs: &[Envelope],
+        add: impl FnOnce(&mut [u64], &[&[u8]]),
+    ) -> Vec<(PartyId, SecAggError)> {
+        let refs: Vec<EnvelopeRef<'_>> =
+            envs.iter().map(|e| EnvelopeRef { header: e.header(), payload: &e.payload }).collect();
+        self.receive_batch_refs(&refs, add)
+    }
+
+    /// [`SecAggCoordinator::receive_batch_with`] for authenticated envelopes
+    /// whose payloads borrow the received bytes
+    /// ([`crate::wire::SignedEnvelope::open_ref`]): the masked vectors are
+    /// added straight from the wire bytes. Other rounds copy each (small)
+    /// message and take it as [`CoordinatorProtocol::receive`] does.
+    pub fn receive_batch_refs(
+        &mut self,
+        envs: &[EnvelopeRef<'_>],
+        add: impl FnOnce(&mut [u64], &[&[u8]]),
+    ) -> Vec<(PartyId, SecAggError)> {
+        let mut rejected = Vec::new();
+        if let CoordState::R2(s) = &mut self.state {
+            let mut items = Vec::with_capacity(envs.len());
+            for env in envs {
+                match MaskedInput::check_header(&env.header) {
+                    Ok(()) => items.push((env.header.sender, env.payload)),
+                    Err(e) => rejected.push((env.header.sender, e.into())),
+                }
+            }
+            rejected.extend(s.receive_encoded_batch_with(&items, add));
+        } else {
+            for env in envs {
+                if let Err(e) = CoordinatorProtocol::receive(self, &env.to_envelope()) {
+                    rejected.push((env.header.sender, e));
+                }
+            }
+        }
+        rejected
     }
 }
 

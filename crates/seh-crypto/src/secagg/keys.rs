@@ -52,23 +52,29 @@ pub(crate) fn pair_mask_key(
     Some(hkdf(shared.as_bytes(), session, &[b"seh secagg pair mask", &lo.0.to_be_bytes(), &hi.0.to_be_bytes()]))
 }
 
-/// ChaCha20-Poly1305 key for shares sent from `sender` to `recipient` (directional).
-pub(crate) fn share_key(
+/// A ChaCha20-Poly1305 key for one direction of share encryption.
+pub(crate) type ShareKey = Zeroizing<[u8; 32]>;
+
+/// ChaCha20-Poly1305 keys for shares between `me` and `them`, one per
+/// direction, from one X25519 agreement: `(me → them, them → me)`. `None` if
+/// the agreement is non-contributory (low-order public key).
+pub(crate) fn share_keys_both(
     my_secret: &StaticSecret,
     their_pk: &[u8; 32],
     session: &SessionId,
-    sender: PartyId,
-    recipient: PartyId,
-) -> Option<Zeroizing<[u8; 32]>> {
+    me: PartyId,
+    them: PartyId,
+) -> Option<(ShareKey, ShareKey)> {
     let shared = my_secret.diffie_hellman(&PublicKey::from(*their_pk));
     if !shared.was_contributory() {
         return None;
     }
-    Some(hkdf(
-        shared.as_bytes(),
-        session,
-        &[b"seh secagg share encryption", &sender.0.to_be_bytes(), &recipient.0.to_be_bytes()],
-    ))
+    let ikm = shared.as_bytes();
+    Some((directional_key(ikm, session, me, them), directional_key(ikm, session, them, me)))
+}
+
+fn directional_key(shared: &[u8; 32], session: &SessionId, sender: PartyId, recipient: PartyId) -> Zeroizing<[u8; 32]> {
+    hkdf(shared, session, &[b"seh secagg share encryption", &sender.0.to_be_bytes(), &recipient.0.to_be_bytes()])
 }
 
 /// Associated data binding a share ciphertext to session, sender, recipient and

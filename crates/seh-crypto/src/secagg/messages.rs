@@ -9,7 +9,7 @@ use super::keys::SHARE_CIPHERTEXT_LEN;
 use super::{Step, MAX_LENGTH, MAX_PARTIES};
 use crate::error::WireError;
 use crate::shamir::Commitments;
-use crate::wire::{Envelope, PartyId, ProtocolId, Reader, SessionId, Writer};
+use crate::wire::{Envelope, Header, PartyId, ProtocolId, Reader, SessionId, Writer};
 use curve25519_dalek::scalar::Scalar;
 use std::fmt;
 
@@ -280,6 +280,11 @@ impl fmt::Debug for MaskedInput {
 impl MaskedInput {
     /// Check that `env` is a SecAgg masked input (protocol and step only).
     pub fn check_envelope(env: &Envelope) -> Result<(), WireError> {
+        MaskedInput::check_header(&env.header())
+    }
+
+    /// [`MaskedInput::check_envelope`] on an envelope's fixed fields.
+    pub fn check_header(env: &Header) -> Result<(), WireError> {
         if env.protocol != ProtocolId::SecAgg || env.step != Step::MaskedInput as u8 {
             return Err(WireError::WrongStep {
                 sender: env.sender,
@@ -292,34 +297,65 @@ impl MaskedInput {
         Ok(())
     }
 
+    /// A payload buffer for `len` words: the length prefix followed by `8·len`
+    /// zero bytes (the words go to `[4..]`), with spare capacity for the
+    /// envelope header and signature so that `SignedEnvelope::into_bytes` does
+    /// not reallocate 8·m bytes. Zero-initialised allocation, so the pages are
+    /// first touched when the words are written.
+    pub(crate) fn payload_buffer(len: usize) -> Vec<u8> {
+        let body = 4 + 8 * len;
+        let mut out = vec![0u8; body + crate::wire::HEADER_LEN + crate::wire::SIGNATURE_LEN];
+        out.truncate(body);
+        out[..4].copy_from_slice(&(len as u32).to_be_bytes());
+        out
+    }
+
     /// Strictly parse an encoded masked input of exactly `acc.len()` words and
     /// add it to `acc` (mod 2^64) without materialising the vector.
     pub fn add_encoded(bytes: &[u8], sender: PartyId, acc: &mut [u64]) -> Result<(), WireError> {
+        let body = MaskedInput::body(bytes, sender, acc.len())?;
+        MaskedInput::add_bodies(acc, 0, &[body]);
+        Ok(())
+    }
+
+    /// Strictly parse an encoded masked input of exactly `len` words and return
+    /// its body: `8·len` bytes, the words little-endian.
+    pub fn body(bytes: &[u8], sender: PartyId, len: usize) -> Result<&[u8], WireError> {
         let mut r = Reader::new(bytes, Some(sender));
         let n = r.count_u32("masked.len", MAX_LENGTH)?;
-        if n != acc.len() {
+        if n != len {
             return Err(r.invalid("masked.len", "vector length differs from the agreed length"));
         }
         let body = r.take("masked.words", n * 8)?;
         r.finish("MaskedInput")?;
-        for (a, c) in acc.iter_mut().zip(body.chunks_exact(8)) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            *a = a.wrapping_add(u64::from_le_bytes(w));
+        Ok(body)
+    }
+
+    /// Add words `offset .. offset + acc.len()` of every body (as returned by
+    /// [`MaskedInput::body`]) to `acc`, mod 2^64. Disjoint ranges of a sum may
+    /// be processed on different threads. Words a body lacks are skipped.
+    pub fn add_bodies(acc: &mut [u64], offset: usize, bodies: &[&[u8]]) {
+        const STEP: usize = 2048; // words of `acc` kept in L1 while the bodies stream past
+        for (c, chunk) in acc.chunks_mut(STEP).enumerate() {
+            let start = offset.saturating_add(c * STEP).saturating_mul(8);
+            for body in bodies {
+                let words = body.get(start..).unwrap_or_default().chunks_exact(8).map(|w| {
+                    let mut a = [0u8; 8];
+                    a.copy_from_slice(w);
+                    u64::from_le_bytes(a)
+                });
+                for (a, w) in chunk.iter_mut().zip(words) {
+                    *a = a.wrapping_add(w);
+                }
+            }
         }
-        Ok(())
     }
 }
 
 impl SecAggMessage for MaskedInput {
     const STEP: Step = Step::MaskedInput;
     fn encode(&self) -> Vec<u8> {
-        // Room for the envelope header and signature, so that
-        // `SignedEnvelope::into_bytes` does not reallocate 8·m bytes.
-        let extra = crate::wire::HEADER_LEN + crate::wire::SIGNATURE_LEN;
-        let mut out = Vec::with_capacity(4 + 8 * self.y.len() + extra);
-        out.extend_from_slice(&(self.y.len() as u32).to_be_bytes());
-        out.resize(4 + 8 * self.y.len(), 0);
+        let mut out = MaskedInput::payload_buffer(self.y.len());
         for (c, w) in out[4..].chunks_exact_mut(8).zip(&self.y) {
             c.copy_from_slice(&w.to_le_bytes());
         }

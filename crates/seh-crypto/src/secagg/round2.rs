@@ -2,17 +2,18 @@
 //! masked input `y_u = x_u + PRG(b_u) + Σ_{v ∈ U2 ∩ N(u)} ±PRG(s_uv)` (mod 2^64;
 //! `+` when `u < v`, `−` otherwise, so pair masks cancel in the sum).
 
-use super::keys::{decrypt_share, mask_secret, pair_mask_key, self_mask_key, share_aad, share_key};
-use super::prg::{apply_masks, MaskStream};
+use super::keys::{decrypt_share, mask_secret, pair_mask_key, self_mask_key, share_aad};
+use super::prg::{apply_masks, mask_to_le_bytes, MaskStream};
 use super::round1::{commitments_hash, Round1Secret};
 use super::{ForwardedShares, MaskedInput, SecAggParams};
 use crate::error::{SecAggError, ShamirError};
 use crate::shamir::{verify_batch, Commitments, SecretShare};
-use crate::wire::PartyId;
+use crate::wire::{PartyId, PayloadBuf};
 use curve25519_dalek::scalar::Scalar;
 use rand::{CryptoRng, RngCore};
 use std::collections::BTreeMap;
 use std::fmt;
+use zeroize::Zeroize;
 
 /// Shares I hold of one dealer's two secrets.
 pub(crate) struct Held {
@@ -59,48 +60,98 @@ pub fn masked_input<R: RngCore + CryptoRng>(
     input: Vec<u64>,
     rng: &mut R,
 ) -> Result<(Round2Secret, MaskedInput), SecAggError> {
+    let mut y = input;
+    let (next, mut streams) = check_and_key(state, forwarded, y.len(), rng).inspect_err(|_| y.zeroize())?;
+    apply_masks(&mut y, &mut streams);
+    Ok((next, MaskedInput { y }))
+}
+
+/// [`masked_input`], returning the encoded [`MaskedInput`] payload
+/// (`MaskedInput::decode` of it gives the masked vector) built in the same
+/// pass over the vector as the masking. `input` is overwritten with the masked
+/// words (so no plaintext is left in it) and dropped. Same errors.
+pub fn masked_input_payload<R: RngCore + CryptoRng>(
+    state: Round1Secret,
+    forwarded: &ForwardedShares,
+    mut input: Vec<u64>,
+    rng: &mut R,
+) -> Result<(Round2Secret, Vec<u8>), SecAggError> {
+    let (next, mut streams) = check_and_key(state, forwarded, input.len(), rng).inspect_err(|_| input.zeroize())?;
+    let mut payload = MaskedInput::payload_buffer(input.len());
+    mask_to_le_bytes(&mut input, &mut streams, payload.get_mut(4..).unwrap_or_default());
+    Ok((next, payload))
+}
+
+/// [`masked_input_payload`] writing the payload into a [`PayloadBuf`], so the
+/// site frames and signs it in place ([`PayloadBuf::seal`]) without moving
+/// the `8·m`-byte vector. `input` is overwritten with the masked words and
+/// dropped. Same errors.
+pub fn masked_input_buf<R: RngCore + CryptoRng>(
+    state: Round1Secret,
+    forwarded: &ForwardedShares,
+    mut input: Vec<u64>,
+    rng: &mut R,
+) -> Result<(Round2Secret, PayloadBuf), SecAggError> {
+    let (next, mut streams) = check_and_key(state, forwarded, input.len(), rng).inspect_err(|_| input.zeroize())?;
+    let mut buf = PayloadBuf::zeroed(4 + 8 * input.len());
+    let payload = buf.as_mut_slice();
+    if let Some(prefix) = payload.get_mut(..4) {
+        prefix.copy_from_slice(&(input.len() as u32).to_be_bytes());
+    }
+    mask_to_le_bytes(&mut input, &mut streams, payload.get_mut(4..).unwrap_or_default());
+    Ok((next, buf))
+}
+
+/// Verify and keep the forwarded shares; derive the mask streams (self mask
+/// first, then one per dealing neighbour).
+fn check_and_key<R: RngCore + CryptoRng>(
+    state: Round1Secret,
+    forwarded: &ForwardedShares,
+    input_len: usize,
+    rng: &mut R,
+) -> Result<(Round2Secret, Vec<MaskStream>), SecAggError> {
     let params = &state.params;
     let session = params.session();
     let me = state.me;
     let t = params.threshold();
-    if input.len() != params.length() {
+    if input_len != params.length() {
         return Err(SecAggError::InvalidParameter {
             field: "input",
-            reason: format!("length {} differs from the agreed {}", input.len(), params.length()),
+            reason: format!("length {input_len} differs from the agreed {}", params.length()),
         });
     }
     let neighbours = params.neighbours(me);
     let mut held = BTreeMap::new();
-    let mut commitments: Vec<(PartyId, Commitments, Commitments)> = Vec::with_capacity(forwarded.shares.len());
+    let mut commitments: Vec<(PartyId, &Commitments, &Commitments)> = Vec::with_capacity(forwarded.shares.len());
     for f in &forwarded.shares {
         let dealer = f.dealer;
-        let keys = state.keys.get(&dealer).filter(|_| neighbours.binary_search(&dealer).is_ok());
-        let keys =
-            keys.ok_or(SecAggError::UnexpectedParty { party: dealer, reason: "not a neighbour that advertised keys" })?;
+        if !state.keys.contains_key(&dealer) || neighbours.binary_search(&dealer).is_err() {
+            return Err(SecAggError::UnexpectedParty { party: dealer, reason: "not a neighbour that advertised keys" });
+        }
         if held.contains_key(&dealer) {
             return Err(SecAggError::Duplicate { party: dealer, round: 1 });
         }
         if f.commit_b.threshold() != t || f.commit_s.threshold() != t {
             return Err(SecAggError::Malformed { what: "commitments", sender: dealer, reason: "count differs from t" });
         }
-        let key = share_key(&state.enc_sk, &keys.enc_pk, &session, dealer, me).ok_or(SecAggError::Malformed {
-            what: "encryption key",
-            sender: dealer,
-            reason: "low-order X25519 public key",
-        })?;
+        // Every neighbour that advertised was a holder in round 1, which derived this key.
+        let key = state
+            .share_keys_in
+            .get(&dealer)
+            .ok_or(SecAggError::UnexpectedParty { party: dealer, reason: "not a neighbour that advertised keys" })?;
         let aad = share_aad(&session, dealer, me, &commitments_hash(&f.commit_b, &f.commit_s));
-        let pt = decrypt_share(&key, &aad, &f.ciphertext)
+        let pt = decrypt_share(key, &aad, &f.ciphertext)
             .ok_or(SecAggError::DecryptionFailed { sender: dealer, recipient: me })?;
         let b = SecretShare::new(me, scalar_at(&pt[..32], dealer, me)?)?;
         let s = SecretShare::new(me, scalar_at(&pt[32..], dealer, me)?)?;
         held.insert(dealer, Held { b, s });
-        commitments.push((dealer, f.commit_b.clone(), f.commit_s.clone()));
+        commitments.push((dealer, &f.commit_b, &f.commit_s));
     }
     let mut items = Vec::with_capacity(2 * commitments.len());
-    for (dealer, cb, cs) in &commitments {
-        if let Some(h) = held.get(dealer) {
-            items.push((*dealer, cb, &h.b));
-            items.push((*dealer, cs, &h.s));
+    for &(dealer, cb, cs) in &commitments {
+        if let Some(h) = held.get(&dealer) {
+            items.push((dealer, cb, &h.b));
+            items.push((dealer, cs, &h.s));
         }
     }
     verify_batch(&items, rng)?;
@@ -121,11 +172,9 @@ pub fn masked_input<R: RngCore + CryptoRng>(
         })?;
         streams.push(MaskStream::new(&key, me > *v));
     }
-    let mut y = input;
-    apply_masks(&mut y, &mut streams);
 
     let Round1Secret { params, own_shares, .. } = state;
     let (ob, os) = own_shares;
     held.insert(me, Held { b: ob, s: os });
-    Ok((Round2Secret { params, me, held }, MaskedInput { y }))
+    Ok((Round2Secret { params, me, held }, streams))
 }

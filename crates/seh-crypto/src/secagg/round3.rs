@@ -78,7 +78,9 @@ pub fn sign_survivors(
 /// dropped; [`SecAggError::UnsafeUnmaskRequest`] if a party is listed both as
 /// survivor and dropped; [`SecAggError::BadSignature`] for an invalid
 /// signature (naming the signer); [`SecAggError::TooFewSurvivors`] with fewer
-/// than `t` valid signatures from survivors.
+/// than `t` valid signatures from survivors. Signatures are checked in order
+/// until `t` have verified; any beyond those are not checked (all must still
+/// name survivors).
 pub fn unmask<Ro: Roster + ?Sized>(
     state: Round3Secret,
     request: &UnmaskRequest,
@@ -102,6 +104,11 @@ pub fn unmask<Ro: Roster + ?Sized>(
     for (p, sig) in &request.signatures {
         if !survivors.contains(p) {
             return Err(SecAggError::UnexpectedParty { party: *p, reason: "signature from a non-survivor" });
+        }
+        if signers.len() >= t {
+            // `t` distinct survivors vouched for this set: that is the whole
+            // condition, so the remaining signatures need no check.
+            continue;
         }
         let vk =
             roster.verifying_key(*p).ok_or(SecAggError::UnexpectedParty { party: *p, reason: "no identity key" })?;

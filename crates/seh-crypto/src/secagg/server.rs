@@ -198,6 +198,41 @@ impl ServerRound2 {
         Ok(())
     }
 
+    /// Several encoded masked inputs at once: each is checked as in
+    /// [`ServerRound2::receive_encoded`] (later duplicates in the batch
+    /// included); then `add(sum, bodies)` must add every accepted body
+    /// (`8·m` little-endian bytes) to `sum` mod 2^64 — e.g. by calling
+    /// [`MaskedInput::add_bodies`] on disjoint ranges from several threads.
+    /// Returns the rejected items' senders and errors; the others are counted.
+    pub fn receive_encoded_batch_with(
+        &mut self,
+        items: &[(PartyId, &[u8])],
+        add: impl FnOnce(&mut [u64], &[&[u8]]),
+    ) -> Vec<(PartyId, SecAggError)> {
+        let mut rejected = Vec::new();
+        let mut bodies = Vec::with_capacity(items.len());
+        for &(sender, payload) in items {
+            let checked = if !self.commitments.contains_key(&sender) {
+                Err(SecAggError::UnexpectedParty { party: sender, reason: "did not deal shares in round 1" })
+            } else if self.received.contains(&sender) {
+                Err(SecAggError::Duplicate { party: sender, round: 2 })
+            } else {
+                MaskedInput::body(payload, sender, self.sum.len()).map_err(SecAggError::from)
+            };
+            match checked {
+                Ok(body) => {
+                    self.received.insert(sender);
+                    bodies.push(body);
+                }
+                Err(e) => rejected.push((sender, e)),
+            }
+        }
+        if !bodies.is_empty() {
+            add(&mut self.sum, &bodies);
+        }
+        rejected
+    }
+
     /// Close round 2 (`U3` = senders, at least `t`). Returns the survivor set to broadcast.
     pub fn finish(self) -> Result<(ServerRound3, ConsistencyRequest), SecAggError> {
         enough(2, self.received.len(), self.params.threshold())?;

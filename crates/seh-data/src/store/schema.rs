@@ -45,6 +45,9 @@ CREATE TABLE IF NOT EXISTS consent (
     category TEXT NOT NULL, policy_rule TEXT NOT NULL, date_day INTEGER, provision TEXT);
 CREATE TABLE IF NOT EXISTS opt_out (
     pid BLOB NOT NULL, purpose TEXT NOT NULL, since_day INTEGER, PRIMARY KEY (pid, purpose)) WITHOUT ROWID;
+-- The patient (pseudonym) of each row of a cohort table, for the consent filter.
+CREATE TABLE IF NOT EXISTS table_row_patient (
+    name TEXT NOT NULL, row INTEGER NOT NULL, pid BLOB NOT NULL, PRIMARY KEY (name, row)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS analysis_table (
     name TEXT PRIMARY KEY, columns TEXT NOT NULL, nrows INTEGER NOT NULL, source TEXT NOT NULL);
 ";

@@ -7,9 +7,11 @@
 use std::path::Path;
 
 use rusqlite::params;
+use seh_crypto::pseudonym::SitePseudonym;
 use seh_stats::DataFrame;
 
 use super::Store;
+use crate::cohort::Cohort;
 use crate::error::DataError;
 
 /// A table's catalogue entry.
@@ -48,9 +50,40 @@ impl Store {
         self.write_table(name, &frame, &format!("csv:{}", path.display()))
     }
 
-    /// Writes `frame` as table `name` (replacing it) in one transaction.
-    /// `source` is recorded in the catalogue.
+    /// Writes `frame` as table `name` (replacing it, and dropping any patient keys it had) in
+    /// one transaction. `source` is recorded in the catalogue.
     pub fn write_table(&mut self, name: &str, frame: &DataFrame, source: &str) -> Result<TableInfo, DataError> {
+        self.write_table_keyed(name, frame, source, None)
+    }
+
+    /// Writes a built cohort as table `name` (replacing it) together with the patient
+    /// pseudonym of every row (from its `id` column and [`Cohort::pseudonyms`]), in one
+    /// transaction, so a node can apply consent to the rows ([`Store::read_keyed_table`]).
+    ///
+    /// # Errors
+    /// [`DataError::BadPatientKeys`] if an `id` is not a 1-based index into the pseudonyms;
+    /// the errors of [`Store::write_table`].
+    pub fn write_cohort(&mut self, name: &str, cohort: &Cohort, source: &str) -> Result<TableInfo, DataError> {
+        let bad = |problem: &str| DataError::BadPatientKeys { name: name.to_string(), problem: problem.to_string() };
+        let ids = cohort.frame.column("id").map_err(|_| bad("the cohort has no `id` column"))?;
+        let mut keys = Vec::with_capacity(ids.len());
+        for id in ids {
+            let k = (id.is_finite() && *id >= 1.0 && id.fract() == 0.0)
+                .then(|| cohort.pseudonyms.get(*id as usize - 1))
+                .flatten()
+                .ok_or_else(|| bad("an `id` is not a patient number of the cohort"))?;
+            keys.push(*k);
+        }
+        self.write_table_keyed(name, &cohort.frame, source, Some(&keys))
+    }
+
+    fn write_table_keyed(
+        &mut self,
+        name: &str,
+        frame: &DataFrame,
+        source: &str,
+        keys: Option<&[SitePseudonym]>,
+    ) -> Result<TableInfo, DataError> {
         if !is_valid_table_name(name) {
             return Err(DataError::BadTableName { name: name.to_string() });
         }
@@ -95,6 +128,13 @@ impl Store {
                     p.push(v);
                 }
                 st.execute(p.as_slice())?;
+            }
+        }
+        tx.execute("DELETE FROM table_row_patient WHERE name = ?1", params![name])?;
+        if let Some(keys) = keys {
+            let mut st = tx.prepare("INSERT INTO table_row_patient(name, row, pid) VALUES (?1, ?2, ?3)")?;
+            for (row, k) in keys.iter().enumerate() {
+                st.execute(params![name, row as i64, &k.0[..]])?;
             }
         }
         let columns_json = serde_json::to_string(frame.names()).unwrap_or_else(|_| "[]".to_string());
@@ -155,5 +195,34 @@ impl Store {
             frame.push_column(name.clone(), col)?;
         }
         Ok(frame)
+    }
+
+    /// Reads table `name` with the patient pseudonym of each row (in row order), for tables
+    /// stored by [`Store::write_cohort`].
+    ///
+    /// # Errors
+    /// [`DataError::NoSuchTable`]; [`DataError::NoPatientKeys`] for a table without keys (a CSV
+    /// import); [`DataError::BadPatientKeys`] if the keys do not cover the rows exactly.
+    pub fn read_keyed_table(&self, name: &str) -> Result<(DataFrame, Vec<SitePseudonym>), DataError> {
+        let frame = self.read_table(name)?;
+        let mut st = self.conn.prepare("SELECT row, pid FROM table_row_patient WHERE name = ?1 ORDER BY row")?;
+        let rows = st.query_map(params![name], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+        let bad = |problem: String| DataError::BadPatientKeys { name: name.to_string(), problem };
+        let mut keys = Vec::with_capacity(frame.nrows());
+        for (expected, row) in rows.enumerate() {
+            let (row, pid) = row?;
+            if row != expected as i64 {
+                return Err(bad(format!("patient key rows are not 0..n (row {row} at position {expected})")));
+            }
+            let pid: [u8; 32] = pid.try_into().map_err(|_| bad(format!("the key of row {row} is not 32 bytes")))?;
+            keys.push(SitePseudonym(pid));
+        }
+        if keys.is_empty() && frame.nrows() > 0 {
+            return Err(DataError::NoPatientKeys { name: name.to_string() });
+        }
+        if keys.len() != frame.nrows() {
+            return Err(bad(format!("{} patient keys for {} rows", keys.len(), frame.nrows())));
+        }
+        Ok((frame, keys))
     }
 }

@@ -143,6 +143,53 @@ pub fn release_gaussian_counts<R: RngCore + CryptoRng>(
     Ok(Releasable::new(noisy))
 }
 
+/// σ² of one site's share of distributed discrete Gaussian noise: the (ε, δ)-calibrated σ² for
+/// L2 sensitivity `l2_sensitivity` ([`gaussian_sigma`]) divided by `shares`, rounded up on the
+/// 2^-32 grid. Errors on invalid parameters or `shares == 0`.
+pub fn gaussian_share_variance(l2_sensitivity: f64, epsilon: f64, delta: f64, shares: u32) -> Result<f64, DpError> {
+    let (num, den) = gaussian_share_var(l2_sensitivity, epsilon, delta, shares)?;
+    use num_traits::ToPrimitive;
+    Ok(num.to_f64().unwrap_or(f64::INFINITY) / den.to_f64().unwrap_or(1.0))
+}
+
+fn gaussian_share_var(l2: f64, epsilon: f64, delta: f64, shares: u32) -> Result<(BigUint, BigUint), DpError> {
+    if shares == 0 {
+        return Err(param("shares", "must be at least 1"));
+    }
+    let sigma = gaussian_sigma(l2, epsilon, delta)?;
+    let scaled = (sigma * sigma * 4_294_967_296.0 / f64::from(shares)).ceil();
+    let num = BigUint::from_f64(scaled).ok_or(param("sigma", "not representable"))?;
+    Ok((num, BigUint::from(1u64) << EPS_FRAC_BITS))
+}
+
+/// Distributed DP for a sum over sites: adds to `counts` this site's share of discrete Gaussian
+/// noise, variance σ²/`shares` per entry, where σ is calibrated to the charge's (ε, δ) for L2
+/// sensitivity `l2_sensitivity` of the *summed* counts (one individual added or removed).
+///
+/// When at least `shares` sites each add their share, the noise in the sum has variance at least
+/// σ². A sum of independent discrete Gaussians is not exactly a discrete Gaussian; Kairouz, Liu &
+/// Steinke (2021, "The distributed discrete Gaussian mechanism") bound the extra privacy loss,
+/// which is negligible once each share has σ²/`shares` ≥ 1 (this function refuses smaller
+/// shares). The guarantee assumes the sites add their shares honestly: colluding sites that
+/// remove their own noise leave only the honest sites' share in the sum.
+pub fn release_gaussian_count_share<R: RngCore + CryptoRng>(
+    charge: BudgetCharge,
+    counts: &[i64],
+    l2_sensitivity: f64,
+    shares: u32,
+    rng: &mut R,
+) -> Result<Releasable<Vec<i64>>, DpError> {
+    let (num, den) = gaussian_share_var(l2_sensitivity, charge.epsilon, charge.delta, shares)?;
+    if num < den {
+        return Err(param("shares", "each site's share of the noise would have variance below 1"));
+    }
+    let noisy = counts
+        .iter()
+        .map(|&c| sample::discrete_gaussian(&num, &den, rng).and_then(|z| add(c, z)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Releasable::new(noisy))
+}
+
 /// Releases a real vector `values` (e.g. a clipped model update) of L2 sensitivity
 /// `l2_sensitivity` with discrete Gaussian noise on the grid 2^-`grid_bits`, (ε, δ)-DP.
 pub fn release_gaussian_vector<R: RngCore + CryptoRng>(

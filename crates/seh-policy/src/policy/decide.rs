@@ -11,6 +11,8 @@ pub enum TimeGridRequest {
     EventTimes,
     /// Explicit grid points (analysis time unit), strictly increasing and finite.
     Points(Vec<f64>),
+    /// A regular grid with this spacing (analysis time unit), finite and positive.
+    Step(f64),
 }
 
 /// Differential privacy asked for by a study, per query.
@@ -68,6 +70,12 @@ fn check(policy: &SitePolicy, req: &StudyRequest) -> Result<(), Refusal> {
             return refuse(Rule::TimeGridTooFine, "an exact event-time grid is not allowed; use a coarser grid");
         }
         Some(TimeGridRequest::EventTimes) => {}
+        Some(TimeGridRequest::Step(s)) => {
+            let min = policy.time_grid.min_step;
+            if !(s.is_finite() && *s > 0.0) || *s < min {
+                return refuse(Rule::TimeGridTooFine, format!("the grid step must be finite and at least {min}"));
+            }
+        }
         Some(TimeGridRequest::Points(points)) => {
             if points.iter().any(|t| !t.is_finite()) || points.windows(2).any(|w| w[1] <= w[0]) {
                 return refuse(Rule::TimeGridTooFine, "grid points must be finite and strictly increasing");

@@ -39,6 +39,8 @@ pub(super) struct RawDisclosure {
     pub min_risk_set: Spanned<i64>,
     pub min_subset_size: Spanned<i64>,
     pub max_parameters_per_row: Spanned<f64>,
+    #[serde(default)]
+    pub local_verification: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]

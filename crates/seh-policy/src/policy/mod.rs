@@ -124,6 +124,11 @@ pub struct Disclosure {
     pub min_subset_size: u64,
     /// Model parameters ≤ this × n (in (0, [`CEILING_PARAMETERS_PER_ROW`]]).
     pub max_parameters_per_row: f64,
+    /// `local_verification = true`: the floors above are lowered to 1 (and the parameter
+    /// ceiling to 1.0) so that a researcher who holds every site's rows on one machine
+    /// (`seh federate`) can check a federated result against R exactly. A node started with such
+    /// a policy says so loudly; a real site must never set it.
+    pub local_verification: bool,
 }
 
 /// Allowed time-grid coarseness.
@@ -184,6 +189,49 @@ pub fn parse_public_key(s: &str) -> Option<[u8; 32]> {
     let key: [u8; 32] = bytes.try_into().ok()?;
     ed25519_dalek::VerifyingKey::from_bytes(&key).ok()?;
     Some(key)
+}
+
+/// The text of a permissive policy file at the DataSHIELD floors, as `seh federate`, `seh demo`
+/// and a converted legacy `[policy]` table use: the given researchers (`(name, key)`, key as 64
+/// hex digits) and analysis kinds, every count floor (`min_cell_count`, `min_risk_set`,
+/// `min_subset_size`) set to `min_count`, `max_parameters_per_row = 0.33`, both aggregation
+/// back-ends, exact event-time grids allowed, DP optional with ε 10 in total (1 per query) and
+/// δ 1e-5 (1e-6 per query), and an opt-out consent regime serving `HRESCH` (patients without a
+/// consent record are included; deny records and the opt-out list still remove rows).
+///
+/// A `min_count` below the floors writes `local_verification = true` (see
+/// [`Disclosure::local_verification`]): only `seh federate`, where one researcher holds every
+/// site's rows, asks for that.
+pub fn open_policy_toml(researchers: &[(String, String)], analyses: &[AnalysisKind], min_count: u64) -> String {
+    open_policy_toml_for(researchers, analyses, min_count, &[crate::consent::HRESCH])
+}
+
+/// [`open_policy_toml`] serving the consent `purposes` given (v3-ActReason codes such as
+/// `HRESCH`) instead of `HRESCH` alone. The codes are checked when the text is parsed.
+pub fn open_policy_toml_for(
+    researchers: &[(String, String)],
+    analyses: &[AnalysisKind],
+    min_count: u64,
+    purposes: &[&str],
+) -> String {
+    let purposes: Vec<String> = purposes.iter().map(|p| format!("{p:?}")).collect();
+    let floor = FLOOR_MIN_CELL_COUNT.max(FLOOR_MIN_RISK_SET).max(FLOOR_MIN_SUBSET_SIZE);
+    let (local, ratio) = if min_count < floor { ("local_verification = true\n", "1.0") } else { ("", "0.33") };
+    let mut t = String::from("version = 1\n");
+    for (name, key) in researchers {
+        t.push_str(&format!("\n[[researchers]]\nname = {name:?}\nkey = {key:?}\n"));
+    }
+    let kinds: Vec<String> = analyses.iter().map(|a| format!("{:?}", a.name())).collect();
+    t.push_str(&format!(
+        "\n[analyses]\nallowed = [{}]\n\n[aggregation]\nallowed = [\"secagg\", \"he\"]\n\n\
+         [disclosure]\nmin_cell_count = {min_count}\nmin_risk_set = {min_count}\nmin_subset_size = {min_count}\n\
+         max_parameters_per_row = {ratio}\n{local}\n[time_grid]\nallow_event_times = true\nmin_step = 0.0\n\n\
+         [dp]\nrequired = false\nepsilon_total = 10.0\nepsilon_per_query = 1.0\ndelta_total = 1e-5\ndelta_per_query = 1e-6\n\n\
+         [consent]\nregime = \"opt-out\"\npurposes = [{}]\n",
+        kinds.join(", "),
+        purposes.join(", ")
+    ));
+    t
 }
 
 struct Ctx<'a> {
@@ -271,19 +319,29 @@ impl SitePolicy {
             }
         }
         let d = &raw.disclosure;
+        let local = d.local_verification.as_ref().is_some_and(|v| *v.get_ref());
+        // A local verification run (every site's rows on the researcher's own machine) may go
+        // below the floors; see `Disclosure::local_verification`.
+        let floor = |f: u64| if local { 1 } else { f };
+        let ceiling = if local { 1.0 } else { CEILING_PARAMETERS_PER_ROW };
         let ratio_key = "disclosure.max_parameters_per_row";
         let ratio = cx.real(&d.max_parameters_per_row, ratio_key, 0.0, f64::INFINITY, "a positive number")?;
         if ratio <= 0.0 {
             return Err(cx.invalid(&d.max_parameters_per_row, ratio_key, "must be positive"));
         }
-        if ratio > CEILING_PARAMETERS_PER_ROW {
-            return Err(cx.looser(&d.max_parameters_per_row, ratio_key, CEILING_PARAMETERS_PER_ROW));
+        if ratio > ceiling {
+            return Err(cx.looser(&d.max_parameters_per_row, ratio_key, ceiling));
         }
         let disclosure = Disclosure {
-            min_cell_count: cx.count(&d.min_cell_count, "disclosure.min_cell_count", FLOOR_MIN_CELL_COUNT)?,
-            min_risk_set: cx.count(&d.min_risk_set, "disclosure.min_risk_set", FLOOR_MIN_RISK_SET)?,
-            min_subset_size: cx.count(&d.min_subset_size, "disclosure.min_subset_size", FLOOR_MIN_SUBSET_SIZE)?,
+            min_cell_count: cx.count(&d.min_cell_count, "disclosure.min_cell_count", floor(FLOOR_MIN_CELL_COUNT))?,
+            min_risk_set: cx.count(&d.min_risk_set, "disclosure.min_risk_set", floor(FLOOR_MIN_RISK_SET))?,
+            min_subset_size: cx.count(
+                &d.min_subset_size,
+                "disclosure.min_subset_size",
+                floor(FLOOR_MIN_SUBSET_SIZE),
+            )?,
             max_parameters_per_row: ratio,
+            local_verification: local,
         };
         let time_grid = TimeGridPolicy {
             allow_event_times: *raw.time_grid.allow_event_times.get_ref(),
@@ -317,7 +375,7 @@ impl SitePolicy {
         for c in raw.consent.purposes.get_ref() {
             let code = c.get_ref().trim();
             if code.is_empty() || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(cx.invalid(c, "consent.purposes", "must be a v3-ActReason code such as HRESRCH"));
+                return Err(cx.invalid(c, "consent.purposes", "must be a v3-ActReason code such as HRESCH"));
             }
             purposes.push(Purpose::act_reason(code));
         }

@@ -3,6 +3,7 @@
 
 use seh_stats::cox::kernel::{evaluate_local, packed_len, TimeRecord};
 use seh_stats::cox::prepared::{Centring as KernelCentring, PrepareOptions};
+use seh_stats::cox::tt::{expand, TtTerm};
 use seh_stats::cox::{evaluate, CoxData, FoldSink, PreparedCox, StoredSums, Strata, Ties, Workspace};
 use seh_stats::model::ModelFrame;
 
@@ -11,13 +12,8 @@ use super::{stat_err, Centring, CoxSpec, Dec, Enc, Query};
 use crate::error::ProtocolError;
 
 /// The Cox input of a model frame (the same mapping `seh fit cox` uses).
+/// `tt()` columns hold the raw values; [`tt_expr`] gives their transform.
 pub fn cox_data(frame: &ModelFrame) -> Result<CoxData, ProtocolError> {
-    if !frame.tt_columns.is_empty() {
-        return Err(stat_err("cox", "tt() terms are not supported in a federation yet"));
-    }
-    if frame.cluster.is_some() {
-        return Err(stat_err("cox", "cluster() robust variance is not available in a federation yet"));
-    }
     frame.cox_data().ok_or_else(|| stat_err("cox", "the model has no Surv() response"))
 }
 
@@ -28,7 +24,7 @@ fn kernel_centring(c: &Centring, p: usize) -> Result<KernelCentring, ProtocolErr
     Ok(KernelCentring::Given { centre: c.centre.clone(), scale: c.scale.clone() })
 }
 
-fn check_ties(spec: &CoxSpec) -> Result<Ties, ProtocolError> {
+pub(super) fn check_ties(spec: &CoxSpec) -> Result<Ties, ProtocolError> {
     match spec.ties {
         Ties::Exact => Err(stat_err("cox", "ties = \"exact\" is not available in a federation")),
         t => Ok(t),
@@ -39,10 +35,12 @@ fn check_ties(spec: &CoxSpec) -> Result<Ties, ProtocolError> {
 /// `None` inside when the site has no events (its strata add nothing).
 #[derive(Debug)]
 pub struct StratifiedPrep {
-    prep: Option<(PreparedCox, Workspace)>,
+    pub(super) prep: Option<(PreparedCox, Workspace)>,
+    /// Cluster ids and case weights of the rows (`cluster(id)` models).
+    pub(super) cluster: Option<(Vec<u64>, Option<Vec<f64>>)>,
     n: usize,
     nevent: usize,
-    p: usize,
+    pub(super) p: usize,
 }
 
 /// Prepares this site's rows with the common centring for [`site_stratified`].
@@ -54,16 +52,26 @@ pub fn prepare_stratified(
     check_ties(spec)?;
     let data = cox_data(frame)?;
     let p = data.p;
-    let nevent = data.event.iter().filter(|e| **e == 1.0).count();
+    let (n, nevent) = (data.n(), data.event.iter().filter(|e| **e == 1.0).count());
+    // tt(): R's expansion at this site's own event times (its strata are its own).
+    let (data, timefix) = match super::cox_terms::tt_expr(spec, frame)? {
+        Some(expr) if nevent > 0 => {
+            let f = |x: f64, t: f64| expr.eval(x, t);
+            let terms: Vec<TtTerm<'_>> = frame.tt_columns.iter().map(|&column| TtTerm { column, f: &f }).collect();
+            (expand(&data, &terms, true).map_err(|e| stat_err("cox tt", e))?, false)
+        }
+        _ => (data, true),
+    };
     let prep = if nevent == 0 {
         None
     } else {
-        let opts = PrepareOptions { centring: kernel_centring(centring, p)?, timefix: true, grid: None };
+        let opts = PrepareOptions { centring: kernel_centring(centring, p)?, timefix, grid: None };
         let prep = PreparedCox::new(&data, &opts).map_err(|e| stat_err("cox", e))?;
         let ws = Workspace::new(&prep);
         Some((prep, ws))
     };
-    Ok(StratifiedPrep { prep, n: data.n(), nevent, p })
+    let cluster = data.cluster.clone().map(|c| (c, data.weights.clone()));
+    Ok(StratifiedPrep { prep, cluster, n, nevent, p })
 }
 
 /// Layout of the stratified answer: `n`, `nevent`, log-likelihood, score (p), packed information.
@@ -184,7 +192,9 @@ pub fn reals_per_record(p: usize, ties: Ties) -> usize {
 /// Newton rounds of one study).
 #[derive(Debug)]
 pub struct PooledPrep {
-    prep: PreparedCox,
+    pub(super) prep: PreparedCox,
+    /// Cluster ids and case weights of the mapped rows (`cluster(id)` models).
+    pub(super) cluster: Option<(Vec<u64>, Option<Vec<f64>>)>,
     ws: Workspace,
     /// `(level, time)` of the negligible-weight event row of a site without events.
     dummy: Option<(usize, f64)>,
@@ -193,7 +203,7 @@ pub struct PooledPrep {
 
 /// Prepares this site's rows for the pooled-exact query (see [`site_pooled`]).
 pub fn prepare_pooled(spec: &CoxSpec, frame: &ModelFrame, query: &Query) -> Result<PooledPrep, ProtocolError> {
-    let Query::CoxPooled { centring, beta, resolution, edges, levels, shifts } = query else {
+    let Query::CoxPooled { centring, beta, resolution, edges, levels, shifts, .. } = query else {
         return Err(ProtocolError::invalid("query", "query", "not a pooled Cox query"));
     };
     check_ties(spec)?;
@@ -210,7 +220,9 @@ pub fn prepare_pooled(spec: &CoxSpec, frame: &ModelFrame, query: &Query) -> Resu
     let labels: Vec<String> = if levels.is_empty() { vec![String::new()] } else { levels.clone() };
     data.strata = Some(Strata { codes: codes.iter().map(|&c| c as u32).collect(), labels });
     map_to_grid(&mut data, &codes, edges, *resolution, bins)?;
-    data.cluster = None;
+    if let Some(expr) = super::cox_terms::tt_expr(spec, frame)? {
+        super::cox_terms::split_at_grid(&mut data, edges, *resolution, &frame.tt_columns, &expr)?;
+    }
     // A site without events still has risk sets; the kernel's validation needs one event, so a
     // negligible-weight event row is added and its counts taken back out in `site_pooled`.
     let mut dummy: Option<(usize, f64)> = None;
@@ -223,6 +235,7 @@ pub fn prepare_pooled(spec: &CoxSpec, frame: &ModelFrame, query: &Query) -> Resu
         data.weights = Some(vec![1.0; n]);
         push_row(&mut data, lvl, t, &centring.centre);
     }
+    let cluster = data.cluster.take().map(|c| (c, data.weights.clone()));
     let opts = PrepareOptions {
         centring: kernel_centring(centring, p)?,
         timefix: false,
@@ -230,13 +243,33 @@ pub fn prepare_pooled(spec: &CoxSpec, frame: &ModelFrame, query: &Query) -> Resu
     };
     let prep = PreparedCox::new(&data, &opts).map_err(|e| stat_err("cox", e))?;
     let ws = Workspace::new(&prep);
-    Ok(PooledPrep { prep, ws, dummy, records: n_records })
+    Ok(PooledPrep { prep, ws, cluster, dummy, records: n_records })
 }
 
 /// The pooled-exact site step: per-time sums on the released grid at β, each time's exponential
 /// sums scaled to the public shift of the query. `prep` must come from [`prepare_pooled`] with a
 /// query of the same grid and centring.
+///
+/// In the one-word form (`narrow`) the answer starts with a word that is 1 when one of this
+/// site's values did not fit the bound (the rest is then zeros: nothing is sent that could wrap).
 pub fn site_pooled(spec: &CoxSpec, pp: &mut PooledPrep, query: &Query, enc: &mut Enc) -> Result<(), ProtocolError> {
+    let Query::CoxPooled { narrow, .. } = query else {
+        return Err(ProtocolError::invalid("query", "query", "not a pooled Cox query"));
+    };
+    let mut body = Enc::with_form(*narrow);
+    pooled_records(spec, pp, query, &mut body)?;
+    if narrow.is_some() {
+        enc.count(u64::from(body.overflowed()));
+        if body.overflowed() {
+            enc.words.extend(std::iter::repeat_n(0, body.words.len()));
+            return Ok(());
+        }
+    }
+    enc.words.extend_from_slice(&body.words);
+    Ok(())
+}
+
+fn pooled_records(spec: &CoxSpec, pp: &mut PooledPrep, query: &Query, enc: &mut Enc) -> Result<(), ProtocolError> {
     let Query::CoxPooled { beta, shifts, .. } = query else {
         return Err(ProtocolError::invalid("query", "query", "not a pooled Cox query"));
     };
@@ -298,9 +331,14 @@ fn push_row(data: &mut CoxData, lvl: usize, t: f64, centre: &[f64]) {
     if let Some(w) = data.weights.as_mut() {
         w.push(1e-200);
     }
+    if let Some(c) = data.cluster.as_mut() {
+        // Its own cluster: with weight 1e-200 it adds nothing to the cluster sums.
+        c.push(u64::MAX);
+    }
 }
 
-/// Decoded pooled sums: records in kernel order, each at its query shift.
+/// Decoded pooled sums: records in kernel order, each at its query shift. `None` when the answer
+/// is in the one-word form (`narrow`) and a site reported a value outside the bound.
 pub fn read_pooled(
     words: &[u64],
     p: usize,
@@ -308,8 +346,12 @@ pub fn read_pooled(
     edges: &[Vec<u64>],
     resolution: f64,
     shifts: &[f64],
-) -> Result<StoredSums, ProtocolError> {
-    let mut d = Dec::new(words);
+    narrow: bool,
+) -> Result<Option<StoredSums>, ProtocolError> {
+    let mut d = Dec::with_form(words, narrow);
+    if narrow && d.count()? > 0 {
+        return Ok(None);
+    }
     let mut store = StoredSums::new(p, true);
     let pp = packed_len(p);
     let mut k = 0;
@@ -347,7 +389,7 @@ pub fn read_pooled(
         }
     }
     d.finish()?;
-    Ok(store)
+    Ok(Some(store))
 }
 
 /// Per level, the summed event / censoring / entry counts of the fine bins.
@@ -361,13 +403,16 @@ pub struct LevelHistogram {
     pub entries: Vec<u64>,
 }
 
-/// Splits the summed histogram into levels.
-pub fn read_histogram(words: &[u64], levels: usize, bins: u64) -> Result<Vec<LevelHistogram>, ProtocolError> {
+/// Splits the summed histogram (`pack` counts per word) into levels.
+pub fn read_histogram(
+    words: &[u64],
+    levels: usize,
+    bins: u64,
+    pack: u32,
+) -> Result<Vec<LevelHistogram>, ProtocolError> {
     let width = bins as usize + 1;
-    if words.len() != levels.max(1) * 3 * width {
-        return Err(ProtocolError::invalid("aggregate", "sum", "histogram length differs from the layout"));
-    }
-    Ok(words
+    let counts = super::unpack_counts(words, pack, levels.max(1) * 3 * width)?;
+    Ok(counts
         .chunks_exact(3 * width)
         .map(|c| LevelHistogram {
             events: c[..width].to_vec(),

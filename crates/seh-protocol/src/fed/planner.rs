@@ -14,9 +14,13 @@ use seh_stats::km::{km_curves, ConfType, KmCounts, KmOptions, StratumCounts};
 use seh_stats::logrank::logrank_from_counts;
 use serde_json::{json, Value};
 
+use seh_stats::cox::robust::robust_from_sums;
+
 use super::cox::{read_histogram, read_pooled, read_stratified, release_grid, LevelHistogram};
 use super::site::ModelInfo;
-use super::{stat_err, Centring, CoxMode, CoxSpec, Dec, GlmSpec, KmSpec, Query, MAX_FINE_BINS, RANGE_BUCKETS};
+use super::{
+    stat_err, Centring, ClusterPoint, CoxMode, CoxSpec, Dec, GlmSpec, KmSpec, Query, MAX_FINE_BINS, RANGE_BUCKETS,
+};
 use crate::error::ProtocolError;
 use crate::spec::Analysis;
 
@@ -29,11 +33,27 @@ pub enum Step {
     Done(Value),
 }
 
+/// What the secure sum of a study guarantees about its words; the coordinator chooses it from
+/// the aggregation back-end, so the analyses here stay independent of the back-end.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum WordSum {
+    /// The exact word-wise sum modulo 2⁶⁴ (SecAgg+): counts may be packed and reals sent in the
+    /// one-word form with an exact per-site bound.
+    Modular64,
+    /// Only the layouts that never rely on a wrap: one count per word, reals as 32-bit limbs.
+    Limbs,
+}
+
 /// Merges the sites' model descriptions: design columns must agree; group labels are united.
-pub fn merge_info(infos: &[ModelInfo]) -> Result<ModelInfo, ProtocolError> {
+/// `sum` says what the secure sum guarantees (see [`WordSum`]).
+pub fn merge_info(infos: &[ModelInfo], sum: WordSum) -> Result<ModelInfo, ProtocolError> {
     let first = infos.first().ok_or_else(|| stat_err("model", "no site described its model"))?;
     for i in infos {
-        if i.terms != first.terms || i.intercept != first.intercept || i.counting != first.counting {
+        if i.terms != first.terms
+            || i.intercept != first.intercept
+            || i.counting != first.counting
+            || i.cluster != first.cluster
+        {
             return Err(stat_err(
                 "model",
                 "the sites' design columns differ (a factor level missing at a site?); recode it as indicator columns",
@@ -47,6 +67,11 @@ pub fn merge_info(infos: &[ModelInfo]) -> Result<ModelInfo, ProtocolError> {
         intercept: first.intercept,
         has_offset: infos.iter().any(|i| i.has_offset),
         counting: first.counting,
+        cluster: first.cluster,
+        word_sites: match sum {
+            WordSum::Modular64 => Some(u32::try_from(infos.len()).map_err(|e| stat_err("model", e))?),
+            WordSum::Limbs => None,
+        },
     })
 }
 
@@ -157,6 +182,9 @@ fn plan_cox(spec: &CoxSpec, info: &ModelInfo, it: &mut Sums<'_>) -> Result<Step,
     let mut meta =
         json!({ "mode": spec.mode, "concordance": "omitted: R's concordance needs every pair of rows across sites" });
     let mut last: Option<(Vec<f64>, StoredSums)> = None;
+    // Pooled sums at the initial coefficients (the robust score test of cluster() models).
+    let mut first: Option<StoredSums> = None;
+    let mut pooled_grid: Option<(f64, Vec<Vec<u64>>, Vec<String>)> = None;
     let outcome = match spec.mode {
         CoxMode::Stratified => loop {
             match driver.next() {
@@ -171,9 +199,11 @@ fn plan_cox(spec: &CoxSpec, info: &ModelInfo, it: &mut Sums<'_>) -> Result<Step,
         CoxMode::Pooled => {
             let (resolution, bins) = m.fine_grid(spec.time_resolution)?;
             let levels = info.levels.clone();
-            let h = ask!(it, Query::Histogram { resolution, bins, levels: levels.clone() });
-            let hist = read_histogram(h, levels.len(), bins)?;
+            let pack = histogram_pack(info, m.n);
+            let h = ask!(it, Query::Histogram { resolution, bins, levels: levels.clone(), pack });
+            let hist = read_histogram(h, levels.len(), bins, pack)?;
             let (edges, mut shifts, merged) = grid(&hist, spec.min_risk_set)?;
+            pooled_grid = Some((resolution, edges.clone(), levels.clone()));
             meta["grid"] = json!({
                 "time_resolution": resolution,
                 "fine_bins": bins,
@@ -182,19 +212,32 @@ fn plan_cox(spec: &CoxSpec, info: &ModelInfo, it: &mut Sums<'_>) -> Result<Step,
                 "merged": merged,
                 "exact": !merged,
             });
-            loop {
+            // Reals go in the one-word form while every site's values fit its bound; after a round in
+            // which one did not, that round is asked again and the rest of the fit in the wide form.
+            let mut narrow = info.word_sites;
+            let mut wide_retries = 0u32;
+            let outcome = loop {
                 match driver.next() {
                     DriverRequest::Evaluate(beta) => {
-                        let q = Query::CoxPooled {
-                            centring: centring.clone(),
-                            beta: beta.clone(),
-                            resolution,
-                            edges: edges.clone(),
-                            levels: levels.clone(),
-                            shifts: shifts.clone(),
+                        let store = loop {
+                            let q = Query::CoxPooled {
+                                centring: centring.clone(),
+                                beta: beta.clone(),
+                                resolution,
+                                edges: edges.clone(),
+                                levels: levels.clone(),
+                                shifts: shifts.clone(),
+                                narrow,
+                            };
+                            let s = ask!(it, q);
+                            match read_pooled(s, p, spec.ties, &edges, resolution, &shifts, narrow.is_some())? {
+                                Some(store) => break store,
+                                None => {
+                                    narrow = None;
+                                    wide_retries += 1;
+                                }
+                            }
                         };
-                        let s = ask!(it, q);
-                        let store = read_pooled(s, p, spec.ties, &edges, resolution, &shifts)?;
                         let ev = store.fold(spec.ties).map_err(|e| stat_err("cox fold", e))?;
                         for (c, r) in shifts.iter_mut().zip(&store.records) {
                             if r.s0 > 0.0 && r.s0.is_finite() {
@@ -202,15 +245,62 @@ fn plan_cox(spec: &CoxSpec, info: &ModelInfo, it: &mut Sums<'_>) -> Result<Step,
                             }
                         }
                         driver.feed(ev).map_err(|e| stat_err("cox driver", e))?;
+                        if first.is_none() && info.cluster {
+                            first = Some(store.clone());
+                        }
                         last = Some((beta, store));
                     }
                     DriverRequest::Done(out) => break out,
                 }
-            }
+            };
+            meta["words_per_real"] = json!(if narrow.is_some() { 1 } else { crate::wide::WORDS });
+            meta["wide_retries"] = json!(wide_retries);
+            meta["histogram_counts_per_word"] = json!(pack);
+            outcome
         }
     };
+    let robust = if info.cluster {
+        let points = match spec.mode {
+            CoxMode::Stratified => vec![
+                ClusterPoint { beta: outcome.beta.clone(), records: Vec::new() },
+                ClusterPoint { beta: zeros.clone(), records: Vec::new() },
+            ],
+            CoxMode::Pooled => match (&last, &first) {
+                (Some((b, fin)), Some(init)) if *b == outcome.beta => vec![
+                    ClusterPoint { beta: outcome.beta.clone(), records: first_order(fin) },
+                    ClusterPoint { beta: zeros.clone(), records: first_order(init) },
+                ],
+                _ => return Err(stat_err("cox cluster", "the pooled sums at the estimate are missing")),
+            },
+        };
+        let grid = match spec.mode {
+            CoxMode::Pooled => pooled_grid.clone(),
+            CoxMode::Stratified => None,
+        };
+        let s = ask!(it, Query::CoxCluster { centring: centring.clone(), grid, points });
+        let sums = super::cox_terms::read_cluster(s, p, 2)?;
+        if sums.len() != 2 {
+            return Err(stat_err("cox cluster", "two evaluation points expected"));
+        }
+        let mut v = outcome.variance.clone();
+        for i in 0..p {
+            for j in 0..p {
+                v[i * p + j] *= centring.scale[i] * centring.scale[j];
+            }
+        }
+        meta["robust"] = json!("cluster(): sandwich variance from per-site cluster sums; clusters must not span sites");
+        Some(
+            robust_from_sums(&v, &sums[0].meat, &sums[1].meat, &sums[1].total, p, control.toler_chol)
+                .map_err(|e| stat_err("cox cluster", e))?,
+        )
+    } else {
+        None
+    };
     let baseline = match &last {
-        Some((beta, store)) if *beta == outcome.beta => Some(baseline(store, &outcome.beta, &centring, &info.levels)),
+        // No baseline hazard for tt() models (R's basehaz refuses them too).
+        Some((beta, store)) if *beta == outcome.beta && spec.tt.is_none() => {
+            Some(baseline(store, &outcome.beta, &centring, &info.levels))
+        }
         _ => None,
     };
     let fit = federated_fit(FederatedCox {
@@ -226,11 +316,36 @@ fn plan_cox(spec: &CoxSpec, info: &ModelInfo, it: &mut Sums<'_>) -> Result<Step,
         baseline,
         warnings: Vec::new(),
         counting: info.counting,
+        robust,
     })
     .map_err(|e| stat_err("cox fit", e))?;
     let mut v = serde_json::to_value(&fit).map_err(|e| stat_err("cox fit", e))?;
     v["concordance"] = Value::Null;
     Ok(Step::Done(json!({ "fit": v, "federation": meta })))
+}
+
+/// The pooled per-time sums the sites need for their cluster score residuals (first-order sums
+/// only).
+fn first_order(store: &StoredSums) -> Vec<seh_stats::cox::kernel::TimeRecord> {
+    store
+        .records
+        .iter()
+        .map(|r| seh_stats::cox::kernel::TimeRecord {
+            s2: Vec::new(),
+            d2: Vec::new(),
+            death_x: Vec::new(),
+            ..r.clone()
+        })
+        .collect()
+}
+
+/// Counts per word of the event histogram: packed only when the sum is exact modulo 2⁶⁴ and the
+/// pooled row count `n` (which bounds every summed count) fits the field.
+fn histogram_pack(info: &ModelInfo, n: u64) -> u32 {
+    if info.word_sites.is_none() {
+        return 1;
+    }
+    (1..=super::MAX_PACK).rev().find(|&k| k == 1 || n < 1u64 << super::pack_bits(k)).unwrap_or(1)
 }
 
 /// Released grid of every level; initial shifts `ln(at risk)` in record order (levels in order,
@@ -266,8 +381,9 @@ fn plan_km(spec: &KmSpec, info: &ModelInfo, it: &mut Sums<'_>) -> Result<Step, P
     let m = read_moments(ask!(it, Query::Moments), 0)?;
     let (resolution, bins) = m.fine_grid(spec.time_resolution)?;
     let levels = info.levels.clone();
-    let h = ask!(it, Query::Histogram { resolution, bins, levels: levels.clone() });
-    let hist = read_histogram(h, levels.len(), bins)?;
+    let pack = histogram_pack(info, m.n);
+    let h = ask!(it, Query::Histogram { resolution, bins, levels: levels.clone(), pack });
+    let hist = read_histogram(h, levels.len(), bins, pack)?;
     let mut strata = Vec::new();
     for (code, lh) in hist.iter().enumerate() {
         let width = lh.events.len();

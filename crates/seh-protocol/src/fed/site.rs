@@ -59,6 +59,14 @@ pub struct ModelInfo {
     pub has_offset: bool,
     /// Counting-process `(start, stop]` rows.
     pub counting: bool,
+    /// The model has a `cluster()` term (robust variance).
+    #[serde(default)]
+    pub cluster: bool,
+    /// Set by the coordinator's merge, never by a site: `Some(sites)` when the secure sum is exact
+    /// modulo 2⁶⁴ over at most `sites` summands, so the planner may pack counts and send reals in
+    /// the one-word form; `None`: unpacked counts and wide reals only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub word_sites: Option<u32>,
 }
 
 /// This site's [`ModelInfo`] (empty for descriptive studies).
@@ -67,9 +75,10 @@ pub fn model_info(analysis: &Analysis, data: &DataFrame) -> Result<ModelInfo, Pr
         return Ok(ModelInfo::default());
     }
     let f = frame(analysis, data)?;
-    if let Analysis::Cox(_) = analysis {
+    if let Analysis::Cox(spec) = analysis {
         // Refuse at the offer (with the reason) what the Cox rounds could not compute.
         cox::cox_data(&f)?;
+        super::cox_terms::tt_expr(spec, &f)?;
     }
     Ok(ModelInfo {
         levels: f.strata.as_ref().map(|g| g.labels.clone()).unwrap_or_default(),
@@ -77,6 +86,8 @@ pub fn model_info(analysis: &Analysis, data: &DataFrame) -> Result<ModelInfo, Pr
         intercept: f.design.intercept,
         has_offset: f.offset.is_some(),
         counting: f.surv().is_some_and(|s| s.start.is_some()),
+        cluster: f.cluster.is_some(),
+        word_sites: None,
     })
 }
 
@@ -95,6 +106,7 @@ pub struct SiteCache {
     frame: Option<(String, ModelFrame)>,
     pooled: Option<(String, cox::PooledPrep)>,
     stratified: Option<(String, cox::StratifiedPrep)>,
+    agreed: super::check::Agreed,
 }
 
 /// Rows of a site for this query, encoded for the secure sum (no cache).
@@ -116,13 +128,19 @@ pub fn answer_cached(
     if cache.frame.as_ref().is_none_or(|(k, _)| *k != akey) {
         cache.pooled = None;
         cache.stratified = None;
+        cache.agreed = Default::default();
         cache.frame = Some((akey.clone(), frame(analysis, data)?));
     }
     let Some((_, frame)) = &cache.frame else { return Err(stat_err("cache", "no frame")) };
+    let efron = matches!(analysis, Analysis::Cox(c) if c.ties == seh_stats::cox::Ties::Efron);
+    super::check::check_query(query, frame.design.ncols(), efron)?;
+    cache.agreed.admit(query)?;
     let mut enc = Enc::default();
     match query {
         Query::Moments => moments(frame, &mut enc)?,
-        Query::Histogram { resolution, bins, levels } => histogram(frame, *resolution, *bins, levels, &mut enc)?,
+        Query::Histogram { resolution, bins, levels, pack } => {
+            histogram(frame, *resolution, *bins, levels, *pack, &mut enc)?
+        }
         Query::CoxStratified { centring, beta } => {
             let Analysis::Cox(spec) = analysis else { return Err(wrong()) };
             let ckey = serde_json::to_string(centring).map_err(|e| stat_err("cache", e))?;
@@ -141,6 +159,39 @@ pub fn answer_cached(
             }
             let Some((_, pp)) = cache.pooled.as_mut() else { return Err(stat_err("cache", "no grid")) };
             cox::site_pooled(spec, pp, query, &mut enc)?
+        }
+        Query::CoxCluster { centring, grid, points } => {
+            let Analysis::Cox(spec) = analysis else { return Err(wrong()) };
+            // The rows as the Newton rounds prepared them (prepared again after a restart).
+            match grid {
+                Some((resolution, edges, levels)) => {
+                    let gkey = serde_json::to_string(&(centring, resolution, edges, levels))
+                        .map_err(|e| stat_err("cache", e))?;
+                    if cache.pooled.as_ref().is_none_or(|(k, _)| *k != gkey) {
+                        let records: usize = edges.iter().map(Vec::len).sum();
+                        let q = Query::CoxPooled {
+                            centring: centring.clone(),
+                            beta: vec![0.0; frame.design.ncols()],
+                            resolution: *resolution,
+                            edges: edges.clone(),
+                            levels: levels.clone(),
+                            shifts: vec![0.0; records],
+                            narrow: None,
+                        };
+                        super::check::check_query(&q, frame.design.ncols(), efron)?;
+                        cache.pooled = Some((gkey, cox::prepare_pooled(spec, frame, &q)?));
+                    }
+                }
+                None => {
+                    let ckey = serde_json::to_string(centring).map_err(|e| stat_err("cache", e))?;
+                    if cache.stratified.as_ref().is_none_or(|(k, _)| *k != ckey) {
+                        cache.stratified = Some((ckey, cox::prepare_stratified(spec, frame, centring)?));
+                    }
+                }
+            }
+            let pooled = cache.pooled.as_ref().map(|(_, pp)| pp).filter(|_| grid.is_some());
+            let stratified = cache.stratified.as_ref().map(|(_, sp)| sp).filter(|_| grid.is_none());
+            super::cox_terms::site_cluster(spec, pooled, stratified, points, &mut enc)?
         }
         Query::Glm { point, cols } => {
             let Analysis::Glm(spec) = analysis else { return Err(wrong()) };
@@ -207,11 +258,9 @@ fn histogram(
     resolution: f64,
     bins: u64,
     levels: &[String],
+    pack: u32,
     enc: &mut Enc,
 ) -> Result<(), ProtocolError> {
-    if !(resolution.is_finite() && resolution > 0.0) || bins > super::MAX_QUERY_BINS {
-        return Err(ProtocolError::invalid("query", "histogram", "bad resolution or too many bins"));
-    }
     let s = frame.surv().ok_or_else(|| stat_err("histogram", "the model has no survival response"))?;
     let nl = levels.len().max(1);
     let width = bins as usize + 1;
@@ -229,7 +278,7 @@ fn histogram(
             counts[base + 2 * width + fine_bin(st[i], resolution, bins)? as usize] += 1;
         }
     }
-    enc.words.extend_from_slice(&counts);
+    enc.words.extend(super::pack_counts(&counts, pack)?);
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use seh_stats::cox::Ties;
 use seh_stats::DataFrame;
 use serde_json::Value;
 
-use super::planner::{merge_info, plan, Step};
+use super::planner::{merge_info, plan, Step, WordSum};
 use super::site::{answer, model_info};
 use super::*;
 use crate::spec::Analysis;
@@ -40,12 +40,21 @@ pub(crate) fn split(dataset: &str, col: &str) -> Vec<DataFrame> {
 
 /// Runs the analysis over in-memory sites; returns the result and the number of rounds.
 pub(crate) fn run(analysis: &Analysis, sites: &[DataFrame]) -> (Value, usize) {
+    run_with(analysis, sites, WordSum::Modular64)
+}
+
+/// [`run`] with the given word-sum guarantee.
+pub(crate) fn run_with(analysis: &Analysis, sites: &[DataFrame], sum: WordSum) -> (Value, usize) {
     let infos: Vec<_> = sites.iter().map(|d| model_info(analysis, d).unwrap()).collect();
-    let info = merge_info(&infos).unwrap();
+    run_info(analysis, sites, &merge_info(&infos, sum).unwrap())
+}
+
+/// [`run`] with a given merged model description.
+pub(crate) fn run_info(analysis: &Analysis, sites: &[DataFrame], info: &super::site::ModelInfo) -> (Value, usize) {
     let mut sums: Vec<Vec<u64>> = Vec::new();
     let mut caches: Vec<super::site::SiteCache> = sites.iter().map(|_| Default::default()).collect();
     loop {
-        match plan(analysis, &info, &sums).unwrap() {
+        match plan(analysis, info, &sums).unwrap() {
             Step::Done(v) => return (v, sums.len()),
             Step::Query(q) => {
                 let answers: Vec<Vec<u64>> = sites
@@ -58,7 +67,7 @@ pub(crate) fn run(analysis: &Analysis, sites: &[DataFrame]) -> (Value, usize) {
                     })
                     .collect();
                 for a in &answers {
-                    assert_eq!(a.len(), vector_len_for(analysis, &info, &q), "layout of {}", q.label());
+                    assert_eq!(a.len(), vector_len_for(analysis, info, &q), "layout of {}", q.label());
                 }
                 sums.push(wrapping_sum(&answers));
                 assert!(sums.len() < 200, "too many rounds");
@@ -67,8 +76,8 @@ pub(crate) fn run(analysis: &Analysis, sites: &[DataFrame]) -> (Value, usize) {
     }
 }
 
-fn cox(formula: &str, ties: Ties, mode: CoxMode, k: u64) -> Analysis {
-    Analysis::Cox(CoxSpec { formula: formula.into(), ties, mode, min_risk_set: k, time_resolution: None })
+pub(crate) fn cox(formula: &str, ties: Ties, mode: CoxMode, k: u64) -> Analysis {
+    Analysis::Cox(CoxSpec { formula: formula.into(), ties, mode, min_risk_set: k, time_resolution: None, tt: None })
 }
 
 fn close(got: f64, want: f64, what: &str) {
@@ -77,7 +86,7 @@ fn close(got: f64, want: f64, what: &str) {
 }
 
 /// Largest relative error over coefficients, SEs, variance, log-likelihoods and tests.
-fn compare_cox(fit: &Value, want: &Value, tag: &str) -> f64 {
+pub(crate) fn compare_cox(fit: &Value, want: &Value, tag: &str) -> f64 {
     let mut worst: f64 = 0.0;
     let mut cmp = |g: f64, w: f64, what: String| {
         close(g, w, &format!("{tag} {what}"));
@@ -106,7 +115,7 @@ fn compare_cox(fit: &Value, want: &Value, tag: &str) -> f64 {
     worst
 }
 
-fn reference(name: &str) -> Value {
+pub(crate) fn reference(name: &str) -> Value {
     serde_json::from_slice(&std::fs::read(format!("{REF}/expected/{name}.json")).unwrap()).unwrap()
 }
 
@@ -236,7 +245,7 @@ fn logistic_reproduces_r() {
 
 /// Deterministic synthetic rows with tied integer times, three strata, optional counting-process
 /// rows; `sites` unequal sites, the last one holding exactly one event.
-fn synthetic(sites: usize, counting: bool, seed: u64) -> (DataFrame, Vec<DataFrame>) {
+pub(crate) fn synthetic(sites: usize, counting: bool, seed: u64) -> (DataFrame, Vec<DataFrame>) {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut cols: Vec<Vec<f64>> = vec![Vec::new(); 7];
@@ -273,7 +282,7 @@ fn synthetic(sites: usize, counting: bool, seed: u64) -> (DataFrame, Vec<DataFra
     (all, frames)
 }
 
-fn local_fit(analysis: &Analysis, pooled: &DataFrame, ties: Ties) -> Value {
+pub(crate) fn local_fit(analysis: &Analysis, pooled: &DataFrame, ties: Ties) -> Value {
     let frame = super::site::frame(analysis, pooled).unwrap();
     let data = super::cox::cox_data(&frame).unwrap();
     let opts = seh_stats::cox::CoxOptions { ties, concordance: false, ..Default::default() };

@@ -40,6 +40,9 @@ pub struct FederatedCox<'a> {
     pub warnings: Vec<String>,
     /// Whether the data were counting-process rows (changes R's infinite-coefficient check).
     pub counting: bool,
+    /// Robust (sandwich) variance and robust score test, if the caller formed them (original
+    /// scale; e.g. [`super::robust::robust_from_sums`] of securely summed cluster sums).
+    pub robust: Option<super::robust::RobustResult>,
 }
 
 /// Assemble the reported fit. Errors: inconsistent lengths.
@@ -70,8 +73,8 @@ pub fn federated_fit(a: FederatedCox<'_>) -> Result<CoxFit, CoxError> {
         beta: &beta,
         aliased: &out.aliased,
         variance: &variance,
-        robust_var: None,
-        robust_score: None,
+        robust_var: a.robust.as_ref().map(|r| r.var.as_slice()),
+        robust_score: a.robust.as_ref().map(|r| r.score_test),
         init: a.init,
         control: a.control,
         out,

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use super::data::CoxData;
 use super::fit::wald;
-use super::kernel::{evaluate, StoredSums, Workspace};
+use super::kernel::{evaluate, StoredSums, TimeRecord, Workspace};
 use super::prepared::PreparedCox;
 use super::{CoxError, Ties};
 
@@ -43,11 +43,56 @@ struct StratumTimes {
 /// Unweighted score residuals at `beta_int` (kernel scale), one row of p per
 /// *input* row (rows the kernel dropped get zeros), on the original covariate scale.
 pub fn score_residuals(prep: &PreparedCox, beta_int: &[f64], ties: Ties) -> Result<Vec<f64>, CoxError> {
+    score_residuals_against(prep, beta_int, ties, None)
+}
+
+/// [`score_residuals`] of this data's rows against *given* per-time sums, e.g. the pooled sums
+/// of a federation on a grid this `prep` was built with. `records` must list the same (stratum,
+/// time) pairs, in the same order, as this data's own evaluation; each record's exponential sums
+/// are taken at its own `shift` and brought to this data's shifts. Errors: the records do not
+/// match the grid, or a rescaled sum is not finite.
+pub fn score_residuals_with(
+    prep: &PreparedCox,
+    beta_int: &[f64],
+    ties: Ties,
+    records: &[TimeRecord],
+) -> Result<Vec<f64>, CoxError> {
+    score_residuals_against(prep, beta_int, ties, Some(records))
+}
+
+fn score_residuals_against(
+    prep: &PreparedCox,
+    beta_int: &[f64],
+    ties: Ties,
+    given: Option<&[TimeRecord]>,
+) -> Result<Vec<f64>, CoxError> {
     let p = prep.p();
     let mut ws = Workspace::new(prep);
     let mut store = StoredSums::new(p, false);
     // First-order sums (D1 is kept for either ties method).
     evaluate(prep, beta_int, if ties == Ties::Efron { Ties::Efron } else { Ties::Breslow }, &mut ws, &mut store)?;
+    if let Some(given) = given {
+        if given.len() != store.records.len() {
+            return Err(CoxError::BadGrid("the given per-time sums do not match this data's grid"));
+        }
+        for (own, g) in store.records.iter_mut().zip(given) {
+            if own.stratum != g.stratum || own.time != g.time || g.s1.len() != p || g.d1.len() != p {
+                return Err(CoxError::BadGrid("the given per-time sums do not match this data's grid"));
+            }
+            // This data's shift where it has rows at risk; the given one otherwise (unused).
+            let shift = if own.n_risk == 0 { g.shift } else { own.shift };
+            let f = (g.shift - shift).exp();
+            own.n_deaths = g.n_deaths;
+            own.death_weight = g.death_weight;
+            own.s0 = g.s0 * f;
+            own.d0 = g.d0 * f;
+            own.s1 = g.s1.iter().map(|v| v * f).collect();
+            own.d1 = g.d1.iter().map(|v| v * f).collect();
+            if !(own.s0.is_finite() && own.d0.is_finite() && own.s1.iter().chain(&own.d1).all(|v| v.is_finite())) {
+                return Err(CoxError::BadGrid("a given per-time sum is not finite at this data's shift"));
+            }
+        }
+    }
     let efron = ties == Ties::Efron;
 
     // Per-stratum per-time quantities.
@@ -144,6 +189,53 @@ pub fn score_residuals(prep: &PreparedCox, beta_int: &[f64], ties: Ties) -> Resu
         }
     }
     Ok(resid)
+}
+
+/// Per-cluster sums of weighted score residuals `U_c` (`resid` n × p, as from
+/// [`score_residuals`]): returns `(Σ_c U_c, Σ_c U_c U_cᵀ)`, the latter row-major p × p. What a
+/// federation's site contributes to the robust variance (clusters must not span sites).
+pub fn cluster_sums(resid: &[f64], p: usize, cluster: &[u64], weights: Option<&[f64]>) -> (Vec<f64>, Vec<f64>) {
+    let u = collapse(resid, p, cluster, weights);
+    let total: Vec<f64> = (0..p).map(|k| u.chunks_exact(p).map(|r| r[k]).sum()).collect();
+    (total, crossprod(&u, p))
+}
+
+/// Robust variance `V M V` and robust score test from cluster sums (original scale): `meat` =
+/// Σ_c U_c U_cᵀ at the estimate, `meat0` and `score0` = Σ_c T_c T_cᵀ and Σ_c T_c at `init`;
+/// `variance` the model-based variance. Equals [`robust_variance`] on the pooled rows.
+pub fn robust_from_sums(
+    variance: &[f64],
+    meat: &[f64],
+    meat0: &[f64],
+    score0: &[f64],
+    p: usize,
+    toler_chol: f64,
+) -> Result<RobustResult, CoxError> {
+    for (field, len, want) in [
+        ("variance", variance.len(), p * p),
+        ("meat", meat.len(), p * p),
+        ("meat0", meat0.len(), p * p),
+        ("score0", score0.len(), p),
+    ] {
+        if len != want {
+            return Err(CoxError::Length { field, expected: want, got: len });
+        }
+    }
+    let mut vm = vec![0.0; p * p];
+    for i in 0..p {
+        for j in 0..p {
+            vm[i * p + j] = (0..p).map(|k| variance[i * p + k] * meat[k * p + j]).sum();
+        }
+    }
+    let mut var = vec![0.0; p * p];
+    for i in 0..p {
+        for j in 0..p {
+            var[i * p + j] = (0..p).map(|k| vm[i * p + k] * variance[k * p + j]).sum();
+        }
+    }
+    let all: Vec<usize> = (0..p).collect();
+    let (score_test, df) = wald(meat0, score0, &all, toler_chol)?;
+    Ok(RobustResult { var, score_test, df })
 }
 
 /// Sum weighted rows of `m` (n × p) by cluster; returns (clusters × p).
