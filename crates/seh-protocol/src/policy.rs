@@ -43,7 +43,7 @@ pub use seh_policy::SitePolicy;
 use crate::describe::{self, DescribeResult};
 use crate::error::ProtocolError;
 use crate::fed::site::ModelInfo;
-use crate::spec::{Aggregation, Analysis, DescribeSpec, StudySpec};
+use crate::spec::{Analysis, DescribeSpec, StudySpec};
 
 /// δ of the DP noise when a study gives `dp_epsilon` but no `dp_delta`.
 pub const DEFAULT_DP_DELTA: f64 = 1e-6;
@@ -156,14 +156,10 @@ impl SiteGovernance {
             }
             Analysis::Glm(_) => (AnalysisKind::Glm, None),
         };
-        let aggregation = match spec.aggregation {
-            Aggregation::Secagg => seh_policy::policy::Aggregation::Secagg,
-            Aggregation::He => seh_policy::policy::Aggregation::He,
-        };
         StudyRequest {
             researcher_key: *key.as_bytes(),
             analysis,
-            aggregation,
+            aggregation: spec.aggregation,
             purpose: Purpose::act_reason(&spec.purpose),
             n_parameters,
             time_grid,

@@ -70,27 +70,8 @@ impl Analysis {
     }
 }
 
-/// The secure-sum back-end of a study (DESIGN §3). Chosen by the researcher, signed with the
-/// spec, checked by every site's policy; nothing falls back from one to the other.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Aggregation {
-    /// SecAgg+ pairwise masking with Shamir-shared seeds (the default).
-    #[default]
-    Secagg,
-    /// Threshold BFV: a per-study collective key, encryption at the source, `t`-of-`n` decryption.
-    He,
-}
-
-impl Aggregation {
-    /// The name used on the command line and in site policies (`secagg`, `he`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Aggregation::Secagg => "secagg",
-            Aggregation::He => "he",
-        }
-    }
-}
+/// The secure-sum back-end of a study (DESIGN §3): the same type site policies name.
+pub use seh_policy::policy::Aggregation;
 
 /// A study as the researcher submits it.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]

@@ -79,11 +79,14 @@ impl AnalysisKind {
     }
 }
 
-/// A secure-aggregation back-end.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+/// A secure-aggregation back-end: named in site policies and, as the study's `aggregation`
+/// field, in every study spec (chosen by the researcher, signed with the spec, checked by each
+/// site's policy; nothing falls back from one to the other).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Aggregation {
-    /// Pairwise masking (SecAgg+), `secagg`.
+    /// Pairwise masking (SecAgg+), `secagg` (the default).
+    #[default]
     Secagg,
     /// Threshold homomorphic encryption, `he`.
     He,
