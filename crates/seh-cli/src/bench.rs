@@ -37,7 +37,10 @@ pub enum BenchCommand {
     /// masked-input vector message in a wire envelope, server decodes and sums,
     /// decode to f64) — the secure round minus the cryptography (no masks, key
     /// agreement, secret sharing or signatures). `raw_sum_seconds`: summing the
-    /// f64 vectors in memory, no encoding and no messages.
+    /// f64 vectors in memory, no encoding and no messages. `cpu_seconds` and
+    /// `plain_cpu_seconds`: mean CPU time (user + system, all threads) of one
+    /// secure / plain round, on Linux only (10 ms ticks); on a shared machine
+    /// these move less than the wall times.
     Secagg(SecaggBenchArgs),
     /// Diffie–Hellman PSI of N × N identifiers (half overlapping).
     Psi(crate::bench_psi::PsiBenchArgs),
@@ -154,15 +157,20 @@ fn run_secagg(args: SecaggBenchArgs) -> anyhow::Result<()> {
     let mut raw_times = Vec::with_capacity(args.reps);
     let mut bytes_per_client = 0.0;
     let mut max_err = 0.0f64;
+    let (mut secure_cpu, mut plain_cpu) = (Some(0.0), Some(0.0));
     for _ in 0..args.reps {
+        let c0 = process_cpu_seconds();
         let t0 = Instant::now();
         let (sum, contributors, bytes) = bench.run_once(&inputs)?;
         secure_times.push(t0.elapsed().as_secs_f64());
+        secure_cpu = add_cpu(secure_cpu, c0, process_cpu_seconds());
         bytes_per_client = bytes;
 
+        let c0 = process_cpu_seconds();
         let t0 = Instant::now();
         let plain = bench.run_plain_once(&inputs, &contributors)?;
         plain_times.push(t0.elapsed().as_secs_f64());
+        plain_cpu = add_cpu(plain_cpu, c0, process_cpu_seconds());
 
         let t0 = Instant::now();
         let raw = raw_sum(&inputs, &contributors);
@@ -179,6 +187,8 @@ fn run_secagg(args: SecaggBenchArgs) -> anyhow::Result<()> {
     let seconds = median(&mut secure_times);
     let plain_seconds = median(&mut plain_times);
     let raw_sum_seconds = median(&mut raw_times);
+    let cpu_seconds = secure_cpu.map(|c| c / args.reps as f64);
+    let plain_cpu_seconds = plain_cpu.map(|c| c / args.reps as f64);
     let graph = match params.graph() {
         Graph::Complete => "complete".to_string(),
         Graph::Harary { degree } => format!("harary k={degree}"),
@@ -197,6 +207,8 @@ fn run_secagg(args: SecaggBenchArgs) -> anyhow::Result<()> {
         "seconds": seconds,
         "plain_seconds": plain_seconds,
         "ratio": seconds / plain_seconds.max(1e-12),
+        "cpu_seconds": cpu_seconds,
+        "plain_cpu_seconds": plain_cpu_seconds,
         "plain_definition": PLAIN_DEFINITION,
         "raw_sum_seconds": raw_sum_seconds,
         "ratio_to_raw_sum": seconds / raw_sum_seconds.max(1e-12),
@@ -214,6 +226,9 @@ fn run_secagg(args: SecaggBenchArgs) -> anyhow::Result<()> {
             seconds / plain_seconds.max(1e-12),
             bytes_per_client
         );
+        if let (Some(c), Some(p)) = (cpu_seconds, plain_cpu_seconds) {
+            println!("CPU time per round (all threads, 10 ms ticks): {c:.4} s (plain {p:.4} s)");
+        }
         println!("plain = {PLAIN_DEFINITION}");
     }
     Ok(())
@@ -430,6 +445,25 @@ fn raw_sum(inputs: &[Vec<f64>], contributors: &[PartyId]) -> Vec<f64> {
         }
     }
     acc
+}
+
+/// CPU time (user + system) of this process so far, all threads including
+/// finished ones, from Linux `/proc/self/stat` (in `USER_HZ` = 100 ticks per
+/// second, so 10 ms resolution); `None` elsewhere. Less disturbed than wall
+/// time by other processes on a shared machine.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// `total + (after − before)` when all three are known.
+fn add_cpu(total: Option<f64>, before: Option<f64>, after: Option<f64>) -> Option<f64> {
+    Some(total? + (after? - before?))
 }
 
 fn median(xs: &mut [f64]) -> f64 {

@@ -30,14 +30,14 @@ use seh_crypto::secagg::{Graph, SecAgg, SecAggParams};
 use seh_crypto::secure_sum::{CoordinatorProtocol, RoundOutcome, SecureSum, SiteProtocol};
 use seh_crypto::wire::{Envelope, PartyId, SessionGuard, SessionId, SignedEnvelope, StudyId, VerifyingKey};
 use seh_net::{ClientTls, Frame, GrpcSiteConnector, NodeId, SiteConnector};
-use seh_protocol::federation::Federation;
+use seh_protocol::federation::Membership;
 use seh_protocol::messages::kind_label;
 use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::coordinator_cmd::{net_roster, runtime, server_runtime};
 use crate::federate::ChildGuard;
-use crate::keys::{init, load_federation, load_identity, KeysInitArgs};
+use crate::keys::{init, load_identity, load_membership, KeysInitArgs};
 
 mod study;
 
@@ -113,7 +113,7 @@ pub struct FederationSiteArgs {
 
 /// Public parameters every party derives the same way.
 struct Setup {
-    fed: Federation,
+    fed: Membership,
     /// Sites' identity keys by party id.
     sites: BTreeMap<PartyId, VerifyingKey>,
     /// Sites' and the coordinator's identity keys (envelope signatures).
@@ -124,7 +124,7 @@ struct Setup {
 
 impl Setup {
     fn load(keys: &Path, threshold: usize, length: usize) -> Result<Setup> {
-        let fed = load_federation(&keys.join("federation.json"))?;
+        let fed = load_membership(&keys.join("federation.json"))?;
         let sites: BTreeMap<PartyId, VerifyingKey> = fed.sites().map(|s| (s.party, s.key)).collect();
         let mut roster = sites.clone();
         roster.insert(PartyId::COORDINATOR, fed.coordinator_key);
@@ -503,5 +503,5 @@ fn run_secagg(a: &FederationBenchArgs, threshold: usize) -> Result<()> {
 }
 
 fn setup_parties(keys: &Path) -> Result<Vec<PartyId>> {
-    Ok(load_federation(&keys.join("federation.json"))?.sites().map(|s| s.party).collect())
+    Ok(load_membership(&keys.join("federation.json"))?.sites().map(|s| s.party).collect())
 }

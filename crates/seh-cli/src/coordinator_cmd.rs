@@ -10,17 +10,29 @@ use anyhow::{Context, Result};
 use clap::Args;
 use seh_coordinator::{BoundAddrs, CoordinatorConfig};
 use seh_net::{NodeId, Role, Roster, RosterHandle};
-use seh_protocol::federation::Federation;
+use seh_protocol::federation::Membership;
 use serde::Deserialize;
 
 use crate::keys::{load_federation, load_identity};
 
 /// Flags of `seh coordinator`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct CoordinatorArgs {
     /// Configuration file (TOML).
     #[arg(long)]
-    pub config: PathBuf,
+    pub config: Option<PathBuf>,
+    /// `ceremony`: run the sites' key ceremony instead of serving studies.
+    #[command(subcommand)]
+    pub action: Option<CoordinatorAction>,
+}
+
+/// `seh coordinator …` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum CoordinatorAction {
+    /// Run the key ceremony: the site nodes (in enrolment mode) generate the federation's FROST
+    /// key among themselves and sign the roster; writes the signed federation file and exits.
+    Ceremony(crate::ceremony_cmd::CeremonyArgs),
 }
 
 /// The coordinator's TOML configuration. Relative paths are relative to the file's directory.
@@ -75,8 +87,9 @@ pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     toml::from_str(&text).with_context(|| format!("{}", path.display()))
 }
 
-/// The transport roster of a federation.
-pub fn net_roster(fed: &Federation) -> Result<RosterHandle> {
+/// The transport roster of a federation (signed or only its members).
+pub fn net_roster(fed: &impl AsRef<Membership>) -> Result<RosterHandle> {
+    let fed = fed.as_ref();
     let mut r = Roster::new();
     r.add(NodeId::parse(&fed.coordinator_name)?, Role::Coordinator, fed.coordinator_key)?;
     for s in fed.sites() {
@@ -102,14 +115,19 @@ pub fn server_runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Runs `seh coordinator`.
 pub fn run(args: CoordinatorArgs) -> Result<()> {
-    let c: CoordinatorToml = read_toml(&args.config)?;
-    let at = |p: &Path| resolve(&args.config, p);
+    let config = match (args.action, args.config) {
+        (Some(CoordinatorAction::Ceremony(c)), _) => return crate::ceremony_cmd::run(c),
+        (None, Some(config)) => config,
+        (None, None) => anyhow::bail!("give --config FILE.toml (or `seh coordinator ceremony --config FILE.toml`)"),
+    };
+    let c: CoordinatorToml = read_toml(&config)?;
+    let at = |p: &Path| resolve(&config, p);
     let fed = Arc::new(load_federation(&at(&c.federation))?);
     let ca = std::fs::read(at(&c.ca)).with_context(|| format!("{}", at(&c.ca).display()))?;
     let id = load_identity(&at(&c.identity))?;
     anyhow::ensure!(id.name == fed.coordinator_name, "identity `{}` is not the federation's coordinator", id.name);
     anyhow::ensure!(id.key.verifying_key() == fed.coordinator_key, "identity key differs from federation.json");
-    let roster = net_roster(&fed)?;
+    let roster = net_roster(&*fed)?;
     let tls = seh_net::server_config(&ca, &id.tls, roster.clone())?;
     let ready_file = c.ready_file.as_ref().map(|p| at(p));
     let config = CoordinatorConfig {

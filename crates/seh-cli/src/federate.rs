@@ -360,16 +360,18 @@ pub fn run_study_with(
     let work = wd.path().to_path_buf();
     let sites = prepare_sites(a, &work.join("data"))?;
     write_federation(&work, &sites, threshold, a, policy_min)?;
+    let names: Vec<String> = sites.iter().map(|(n, _)| n.clone()).collect();
+    // The sites' key ceremony: the nodes start in enrolment mode, generate the FROST key and sign
+    // the roster, then serve the study once the coordinator below is up.
+    let (_nodes, ceremony) = crate::ceremony_cmd::federate_ceremony(&work, &names)?;
     let faulty = a.debug_coordinator_exit_after.is_some();
     let mut coordinator = start_coordinator(
         &work,
         "coordinator.log",
         if faulty { "coordinator-faulty.toml" } else { "coordinator.toml" },
     )?;
-    let _nodes: Vec<ChildGuard> = sites.iter().map(|(n, _)| start_node(&work, n)).collect::<Result<_>>()?;
     let mut researcher = Researcher::from_config(&work.join("config/researcher.toml"))?;
     researcher.purpose = a.purpose.clone();
-    let names: Vec<String> = sites.iter().map(|(n, _)| n.clone()).collect();
     let started = Instant::now();
     let mut restarts = 0u32;
     let (release, doc, status) = runtime()?.block_on(async {
@@ -408,6 +410,7 @@ pub fn run_study_with(
         "aggregation": aggregation.name(),
         "rounds": status.round,
         "coordinator_restarts": restarts,
+        "ceremony_ms": ceremony.get("ceremony_ms"),
         "traffic": detail.get("traffic"),
         "seconds": seconds,
         "workdir": wd.report(),

@@ -1,10 +1,13 @@
 //! `seh keys init`: creates a federation's keys and certificates in a directory.
 //!
 //! Layout: `federation.json` (public), `ca.der` (trust anchor), and one directory per member with
-//! `name`, `identity.key` (hex Ed25519 seed, owner-only), `cert.der` (its mTLS certificate), and
-//! for sites `frost.share` (hex FROST key share, owner-only). The CA private key is not kept:
-//! adding members later needs a new `keys init` (interim). The FROST DKG runs inside this one
-//! process (interim; see `seh_protocol::setup`).
+//! `name`, `identity.key` (hex Ed25519 seed, owner-only) and `cert.der` (its mTLS certificate).
+//! The CA private key is not kept: adding members later needs a new `keys init` (interim).
+//!
+//! No FROST key is made here: the federation file has no group key and no roster signature until
+//! the sites run the key ceremony (`seh coordinator ceremony`, with the site nodes running in
+//! enrolment mode), in which they generate the group key among themselves (each writes its own
+//! `frost.share`) and FROST-sign the roster.
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use ed25519_dalek::SigningKey;
 use seh_net::{FederationCa, NodeId, NodeIdentity, TlsCredentials};
-use seh_protocol::federation::Federation;
+use seh_protocol::federation::{Federation, Membership};
 use seh_protocol::{hex, setup};
 
 /// Flags of `seh keys init`.
@@ -41,7 +44,7 @@ pub struct KeysInitArgs {
 /// `seh keys …`.
 #[derive(Debug, clap::Subcommand)]
 pub enum KeysCommand {
-    /// Create CA, node identities, certificates, FROST shares and the federation file.
+    /// Create CA, node identities, certificates and the (unsigned) federation file.
     Init(KeysInitArgs),
 }
 
@@ -50,7 +53,11 @@ pub fn run(cmd: KeysCommand) -> Result<()> {
     match cmd {
         KeysCommand::Init(a) => {
             init(&a)?;
-            println!("federation written to {}", a.dir.display());
+            println!(
+                "federation written to {} (not yet signed: start the site nodes, then run \
+                 `seh coordinator ceremony --config COORDINATOR.toml` so the sites generate their key and sign the roster)",
+                a.dir.display()
+            );
             Ok(())
         }
     }
@@ -91,20 +98,18 @@ pub fn init(a: &KeysInitArgs) -> Result<()> {
     std::fs::create_dir_all(&a.dir)?;
     let t = a.threshold.unwrap_or((a.sites.len() / 2 + 1).max(2) as u16);
     let mut rng = rand::rngs::OsRng;
-    let (file, secrets) = setup::generate(&a.name, &a.coordinator, &a.sites, &a.researchers, t, &mut rng)?;
+    let (file, secrets) = setup::identities(&a.name, &a.coordinator, &a.sites, &a.researchers, t, &mut rng)?;
     let ca = FederationCa::generate(&format!("{} CA", a.name))?;
     std::fs::write(a.dir.join("ca.der"), ca.cert_der())?;
     write_member(&a.dir, &ca, &a.coordinator, &secrets.coordinator)?;
-    for (name, (key, share)) in &secrets.sites {
-        let d = write_member(&a.dir, &ca, name, key)?;
-        let bytes = share.to_secret_bytes()?;
-        write_secret(&d.join("frost.share"), &hex::encode(&bytes))?;
+    for (name, key) in &secrets.sites {
+        write_member(&a.dir, &ca, name, key)?;
     }
     for (name, key) in &secrets.researchers {
         write_member(&a.dir, &ca, name, key)?;
     }
     let text = serde_json::to_string_pretty(&file)?;
-    Federation::from_json(text.as_bytes())?;
+    Membership::from_json(text.as_bytes())?;
     std::fs::write(a.dir.join("federation.json"), text)?;
     Ok(())
 }
@@ -144,16 +149,32 @@ pub fn load_identity(dir: &Path) -> Result<Identity> {
     Ok(Identity { name, key, tls })
 }
 
-/// Loads a site's FROST share from `dir/frost.share`.
-pub fn load_frost_share(dir: &Path) -> Result<seh_crypto::frost::KeyShare> {
+/// Loads a site's FROST share from `dir/frost.share`; `None` if the file does not exist (the site
+/// has not taken part in a key ceremony yet).
+pub fn load_frost_share(dir: &Path) -> Result<Option<seh_crypto::frost::KeyShare>> {
     let path = dir.join("frost.share");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
-    let bytes = hex::decode(text.trim()).with_context(|| format!("{}: not hex", path.display()))?;
-    Ok(seh_crypto::frost::KeyShare::from_secret_bytes(&bytes)?)
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => zeroize::Zeroizing::new(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("{}", path.display())),
+    };
+    let bytes =
+        zeroize::Zeroizing::new(hex::decode(text.trim()).with_context(|| format!("{}: not hex", path.display()))?);
+    let share = seh_crypto::frost::KeyShare::from_secret_bytes(&bytes)
+        .with_context(|| format!("{}: not a FROST key share", path.display()))?;
+    Ok(Some(share))
 }
 
-/// Loads and validates `federation.json`.
+/// Loads `federation.json` and checks the sites' roster signature under its group key; errors
+/// name the file and why (not signed yet, edited after signing, malformed).
 pub fn load_federation(path: &Path) -> Result<Federation> {
     let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-    Federation::from_json(&bytes).with_context(|| format!("{}", path.display()))
+    Federation::from_signed_json(&bytes).with_context(|| format!("{}", path.display()))
+}
+
+/// Loads `federation.json` for its members only (signed or not): what the key ceremony and an
+/// enrolling node need.
+pub fn load_membership(path: &Path) -> Result<Membership> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+    Membership::from_json(&bytes).with_context(|| format!("{}", path.display()))
 }

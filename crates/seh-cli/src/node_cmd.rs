@@ -13,7 +13,7 @@ use seh_stats::DataFrame;
 use serde::Deserialize;
 
 use crate::coordinator_cmd::{read_ready, read_toml, resolve, runtime};
-use crate::keys::{load_federation, load_frost_share, load_identity};
+use crate::keys::{load_frost_share, load_identity, load_membership};
 
 /// Flags of `seh node`.
 #[derive(Debug, Args)]
@@ -97,10 +97,13 @@ fn load_data(path: &Path) -> Result<DataFrame> {
 pub fn run(args: NodeArgs) -> Result<()> {
     let c: NodeToml = read_toml(&args.config)?;
     let at = |p: &Path| resolve(&args.config, p);
-    let fed = Arc::new(load_federation(&at(&c.federation))?);
+    let fed_path = at(&c.federation);
+    let fed = Arc::new(load_membership(&fed_path)?);
     let ca = std::fs::read(at(&c.ca)).with_context(|| format!("{}", at(&c.ca).display()))?;
     let id = load_identity(&at(&c.identity))?;
     let share = load_frost_share(&at(&c.identity))?;
+    // A node holding a key share serves only a roster the sites signed under that share's key.
+    let signed = share.as_ref().map(|s| seh_node::roster::load_signed(&fed_path, &id.name, s)).transpose()?;
     let coordinator = NodeId::parse(&fed.coordinator_name)?;
     let tls = ClientTls::new(&ca, Some(&id.tls), &coordinator, Some(fed.coordinator_key))?;
     let ledger = c.budget_ledger.as_ref().map_or_else(|| at(&c.state_file).with_extension("budget.json"), |p| at(p));
@@ -125,6 +128,23 @@ pub fn run(args: NodeArgs) -> Result<()> {
         }
         _ => anyhow::bail!("give exactly one of `coordinator` and `coordinator_ready_file`"),
     };
+    let rt = runtime()?;
+    let (fed, share) = match (signed, share) {
+        (Some(signed), Some(share)) => (Arc::new(signed), share),
+        // No key share: enrolment mode until the key ceremony gave this site its share.
+        _ => {
+            let (share, signed) = rt.block_on(seh_node::roster::enrol(seh_node::roster::Enrolment {
+                members: fed.clone(),
+                federation_path: fed_path.clone(),
+                share_path: at(&c.identity).join("frost.share"),
+                name: id.name.clone(),
+                key: id.key.clone(),
+                connector: &connector,
+                audit_path: at(&c.audit_log),
+            }))?;
+            (Arc::new(signed), share)
+        }
+    };
     let config = NodeConfig {
         federation: fed.clone(),
         name: id.name.clone(),
@@ -137,6 +157,6 @@ pub fn run(args: NodeArgs) -> Result<()> {
         state_path: at(&c.state_file),
         exit_after_messages: c.debug_exit_after_messages,
     };
-    runtime()?.block_on(seh_node::run(config))?;
+    rt.block_on(seh_node::run(config))?;
     Ok(())
 }

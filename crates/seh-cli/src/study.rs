@@ -1,4 +1,5 @@
-//! `seh study run|status|result`: the researcher's client (see `examples/researcher.toml`).
+//! `seh study run|status|result|release|he-keygen`: the researcher's client (see
+//! `examples/researcher.toml`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -86,6 +87,41 @@ pub enum StudyCommand {
     Status(IdArgs),
     /// Fetch a study's release, verify its threshold signature and print it.
     Result(IdArgs),
+    /// Release a stored encrypted round of an `--aggregation he` study again, later: the
+    /// coordinator re-adds the stored ciphertexts and any t key-holding sites that are online
+    /// decrypt it (each site's policy decides and charges its decryption budget). With `--to-key` the
+    /// sites key-switch the result to the researcher's own key instead, and it is decrypted here.
+    Release(ReleaseArgs),
+    /// Make the researcher's own BFV key pair for key-switched releases (`researcher-he.pub`,
+    /// `researcher-he.key` with mode 0600).
+    HeKeygen(crate::he_key_cmd::HeKeygenArgs),
+}
+
+/// `seh study release`.
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// Researcher configuration (TOML).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Study id (a descriptive study run with `--aggregation he`).
+    #[arg(long)]
+    pub study: String,
+    /// The stored encrypted round (default: the last one stored).
+    #[arg(long)]
+    pub round: Option<u32>,
+    /// Key-switch the result to this researcher public key (`researcher-he.pub` from `seh study
+    /// he-keygen`): the coordinator only ever holds ciphertext; it is decrypted here with `--key`.
+    #[arg(long, requires = "key")]
+    pub to_key: Option<PathBuf>,
+    /// The researcher secret key (`researcher-he.key`) that decrypts a `--to-key` release.
+    #[arg(long, requires = "to_key")]
+    pub key: Option<PathBuf>,
+    /// Seconds to wait for the release.
+    #[arg(long, default_value_t = 300.0)]
+    pub timeout: f64,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// `seh study run`.
@@ -252,6 +288,65 @@ impl Researcher {
         }
     }
 
+    /// Asks the coordinator to release stored encrypted round `round` (default: the last) of
+    /// study `id` again; returns the release id (`release-<n>`) to wait for.
+    /// `to_key`: the researcher BFV public key bytes to key-switch the result to.
+    pub async fn release_stored(&self, id: &str, round: Option<u32>, to_key: Option<&[u8]>) -> Result<String> {
+        let req = seh_coordinator::he_release::ReleaseRequest {
+            study_id: id.to_owned(),
+            round,
+            to_key: to_key.map(hex::encode),
+        };
+        let frame = Frame::new(id, 0, seh_coordinator::he_release::SUBMIT_KIND, serde_json::to_vec(&req)?)?;
+        Ok(self.connect().await?.submit(frame).await?)
+    }
+
+    /// The result of a finished release from the encrypted store.
+    pub async fn released_from_store(
+        &self,
+        release_id: &str,
+    ) -> Result<seh_coordinator::he_release::ReleasedFromStore> {
+        let frame = self.connect().await?.result(release_id).await?;
+        anyhow::ensure!(
+            frame.kind() == seh_coordinator::he_release::RELEASED_KIND,
+            "release {release_id} is not a decryption"
+        );
+        serde_json::from_slice(frame.payload()).context("released result does not parse")
+    }
+
+    /// The result of a finished key-switched release: decrypts it with `key` after checking that
+    /// it was switched to `key`'s public key and that the study is this researcher's own (its
+    /// signature verifies under this identity); applies the reported minimum cell count exactly
+    /// as the plain release does.
+    pub async fn switched_from_store(
+        &self,
+        release_id: &str,
+        study_id: &str,
+        key: &seh_crypto::he::ResearcherKey,
+    ) -> Result<(seh_coordinator::he_release::SwitchedFromStore, DescribeResult)> {
+        let frame = self.connect().await?.result(release_id).await?;
+        anyhow::ensure!(
+            frame.kind() == seh_coordinator::he_release::SWITCHED_KIND,
+            "release {release_id} is not a key switch"
+        );
+        let done: seh_coordinator::he_release::SwitchedFromStore =
+            serde_json::from_slice(frame.payload()).context("key-switched result does not parse")?;
+        anyhow::ensure!(done.study_id == study_id, "the release names another study");
+        let ctx = crate::he_key_cmd::context()?;
+        let mine = crate::he_key_cmd::digest_hex(&ctx, key.public_key());
+        anyhow::ensure!(
+            done.researcher_key == mine,
+            "the result was switched to researcher key {} (not this key, {mine})",
+            done.researcher_key
+        );
+        let spec =
+            done.study.verify(&self.id.key.verifying_key()).context("the returned study is not signed by you")?;
+        anyhow::ensure!(spec.study_id == study_id, "the returned study is another study");
+        let ct = hex::decode(&done.ciphertext).context("the key-switched ciphertext is not hex")?;
+        let result = seh_protocol::he_release::decrypt_switched(&done.study, &ct, key, done.min_cell_count)?;
+        Ok((done, result))
+    }
+
     /// Fetches the release and verifies its FROST signature under the federation's group key.
     pub async fn result(&self, id: &str) -> Result<(SignedRelease, ReleaseDocument)> {
         let frame = self.connect().await?.result(id).await?;
@@ -289,6 +384,64 @@ pub fn print_release(release: &SignedRelease, doc: &ReleaseDocument, meta: Optio
             if let Some(m) = meta {
                 println!("federation: {m}");
             }
+        }
+    }
+}
+
+/// Prints a key-switched result decrypted here.
+fn print_switched(r: &seh_coordinator::he_release::SwitchedFromStore, result: &DescribeResult, format: Format) {
+    match format {
+        Format::Json => {
+            let v = serde_json::json!({
+                "study_id": r.study_id,
+                "round": r.round,
+                "result": result,
+                "contributors": r.contributors,
+                "decryptors": r.decryptors,
+                "refusals": r.refusals,
+                "min_cell_count": r.min_cell_count,
+                "researcher_key": r.researcher_key,
+                "decrypted_locally": true,
+            });
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        }
+        Format::Text => {
+            println!(
+                "Secure descriptive statistics — study {}, encrypted round {} released from the store",
+                r.study_id, r.round
+            );
+            print_describe(result);
+            println!();
+            println!("summed sites: {}", r.contributors.join(", "));
+            println!("key-switched by: {} (to researcher key {})", r.decryptors.join(", "), r.researcher_key);
+            for (site, reason) in &r.refusals {
+                println!("refused by {site}: {reason}");
+            }
+            println!("minimum cell count: {} ({} cells suppressed)", r.min_cell_count, result.suppressed);
+            println!("decrypted locally with your researcher key (the coordinator held only ciphertext)");
+            println!("note: not co-signed by the sites (the study's signed release is `seh study result`)");
+        }
+    }
+}
+
+/// Prints a result released from the encrypted store.
+fn print_released(r: &seh_coordinator::he_release::ReleasedFromStore, format: Format) {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(r).unwrap_or_default()),
+        Format::Text => {
+            println!(
+                "Secure descriptive statistics — study {}, encrypted round {} released from the store",
+                r.study_id, r.round
+            );
+            print_describe(&r.result);
+            println!();
+            println!("summed sites: {}", r.contributors.join(", "));
+            println!("decrypted by: {} (threshold decryption)", r.decryptors.join(", "));
+            for (site, reason) in &r.refusals {
+                println!("refused by {site}: {reason}");
+            }
+            println!("minimum cell count: {} ({} cells suppressed)", r.min_cell_count, r.result.suppressed);
+            println!("note: not co-signed by the sites (the study's signed release is `seh study result`)");
         }
     }
 }
@@ -353,6 +506,42 @@ pub fn run(cmd: StudyCommand) -> Result<()> {
             }
             Ok(())
         }
+        StudyCommand::Release(a) => {
+            let r = Researcher::from_config(&a.config)?;
+            let switch = match (&a.to_key, &a.key) {
+                (Some(p), Some(k)) => {
+                    let ctx = crate::he_key_cmd::context()?;
+                    let public = crate::he_key_cmd::load_public(&ctx, p)?;
+                    let key = crate::he_key_cmd::load_secret(&ctx, k)?;
+                    anyhow::ensure!(
+                        key.public_key() == &public,
+                        "{} is not the secret key of {}",
+                        k.display(),
+                        p.display()
+                    );
+                    Some((public.to_bytes(&ctx), key))
+                }
+                _ => None,
+            };
+            rt.block_on(async {
+                let id = r.release_stored(&a.study, a.round, switch.as_ref().map(|(b, _)| b.as_slice())).await?;
+                eprintln!("{id} queued");
+                let s = r.wait(&id, Duration::from_secs_f64(a.timeout)).await?;
+                if s.state != "done" {
+                    bail!("{id} {}: {}", s.state, s.detail);
+                }
+                if let Some((_, key)) = &switch {
+                    let (done, result) = r.switched_from_store(&id, &a.study, key).await?;
+                    print_switched(&done, &result, a.format);
+                    return Ok(());
+                }
+                let done = r.released_from_store(&id).await?;
+                anyhow::ensure!(done.study_id == a.study, "the release names another study");
+                print_released(&done, a.format);
+                Ok(())
+            })
+        }
+        StudyCommand::HeKeygen(a) => crate::he_key_cmd::run(&a),
         StudyCommand::Result(a) => {
             let r = Researcher::from_config(&a.config)?;
             let (release, doc) = rt.block_on(r.result(&a.id))?;

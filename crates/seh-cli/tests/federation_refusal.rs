@@ -41,6 +41,19 @@ fn workdir(name: &str) -> PathBuf {
 fn keys_init(dir: &Path, sites: &str) {
     let out = Command::new(SEH).args(["keys", "init", "--dir"]).arg(dir).args(["--sites", sites]).output().unwrap();
     assert!(out.status.success(), "seh keys init: {}", String::from_utf8_lossy(&out.stderr));
+    sign_with_test_dealer(dir);
+}
+
+/// The sites' key ceremony needs running site nodes; this test plays the sites itself, so it signs
+/// the roster with seh-protocol's test-harness dealer instead (every share made in this process).
+fn sign_with_test_dealer(dir: &Path) {
+    let file = serde_json::from_slice(&std::fs::read(dir.join("federation.json")).unwrap()).unwrap();
+    let (signed, shares) = seh_protocol::setup::sign_with_dealer(file, &mut rand::rngs::OsRng).unwrap();
+    std::fs::write(dir.join("federation.json"), serde_json::to_string_pretty(&signed).unwrap()).unwrap();
+    for (name, share) in shares {
+        let hex = seh_protocol::hex::encode(&share.to_secret_bytes().unwrap());
+        std::fs::write(dir.join(name).join("frost.share"), hex).unwrap();
+    }
 }
 
 fn identity_key(dir: &Path) -> SigningKey {

@@ -11,7 +11,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod ceremony;
 mod error;
+pub mod he_release;
 mod researcher;
 pub mod store;
 
@@ -147,6 +149,7 @@ pub async fn run(config: CoordinatorConfig, ready: impl FnOnce(BoundAddrs)) -> R
 
     let resumed: Vec<String> = lock(&store).unfinished()?.into_iter().map(|s| s.study_id).collect();
     let mut pending: std::collections::VecDeque<String> = resumed.into();
+    pending.extend(he_release::pending(&store)?);
     loop {
         let study_id = match pending.pop_front() {
             Some(id) => id,
@@ -155,7 +158,11 @@ pub async fn run(config: CoordinatorConfig, ready: impl FnOnce(BoundAddrs)) -> R
                 None => return Ok(()),
             },
         };
-        if let Err(e) = drive(&config, &store, &audit, &sinks, &mut in_rx, &study_id).await {
+        let done = match he_release::parse_id(&study_id) {
+            Some(seq) => he_release::drive(&config, &store, &audit, &sinks, &mut in_rx, seq).await,
+            None => drive(&config, &store, &audit, &sinks, &mut in_rx, &study_id).await,
+        };
+        if let Err(e) = done {
             audit.record(EntryKind::System, json!({ "study": study_id, "event": "error", "reason": e.to_string() }));
         }
         while let Ok(id) = study_rx.try_recv() {
@@ -281,6 +288,8 @@ async fn drive(
     let mut finished = apply(&fed, store, audit, sinks, study_id, &mut traffic, actions, &mut deadline, config).await?;
     // Two passes: the study itself, then the sites co-signing the audit-log head (DESIGN §3).
     let mut cosigning = false;
+    // Co-signing goes in bounded segments until the log's end (at most MAX_SEGMENTS_PER_RUN).
+    let (mut segments, mut caught_up) = (0u32, false);
     let mut he_persisted = None;
     loop {
         while !finished {
@@ -310,17 +319,23 @@ async fn drive(
             persist_ciphertexts(store, &study, study_id, &mut he_persisted)?;
         }
         if cosigning {
-            if let Some(signed) = &study.checkpoint().log_head {
-                audit.record(EntryKind::HeadCosign, Value::Object(signed.to_details()));
+            let Some(signed) = &study.checkpoint().log_head else { break };
+            audit.record(EntryKind::HeadCosign, Value::Object(signed.to_details()));
+            if caught_up {
+                break;
             }
-            break;
+        } else {
+            cosigning = true;
+            record_outcome(store, audit, study_id)?;
         }
-        cosigning = true;
-        record_outcome(store, audit, study_id)?;
-        let document = match audit.entries().map_err(|e| e.to_string()).and_then(|entries| {
-            seh_protocol::log_head::next_document(&entries, &fed, &spec.sites).map_err(|e| e.to_string())
+        let request = match audit.entries().map_err(|e| e.to_string()).and_then(|entries| {
+            seh_protocol::log_head::next_segment(&entries, &fed, &spec.sites).map_err(|e| e.to_string())
         }) {
-            Ok(Some(doc)) => doc.to_json()?,
+            Ok(Some(next)) => {
+                segments += 1;
+                caught_up = next.reaches_end || segments >= seh_protocol::log_head::MAX_SEGMENTS_PER_RUN;
+                next.request
+            }
             Ok(None) => break,
             Err(reason) => {
                 audit.record(
@@ -331,7 +346,7 @@ async fn drive(
             }
         };
         deadline = tokio::time::Instant::now() + config.round_timeout;
-        let actions = study.cosign_log_head(document);
+        let actions = study.cosign_log_head(request);
         finished = apply(&fed, store, audit, sinks, study_id, &mut traffic, actions, &mut deadline, config).await?;
     }
     Ok(())
@@ -350,6 +365,9 @@ fn persist_ciphertexts(
         if *done != Some(round) {
             let rows: Vec<(u32, Vec<u8>)> = items.into_iter().map(|(p, b)| (p.0, b)).collect();
             lock(store).put_ciphertexts(study_id, round, &rows)?;
+            if let Some(digest) = study.he_key_digest() {
+                lock(store).put_round_key(study_id, round, &digest)?;
+            }
             *done = Some(round);
         }
     }

@@ -31,7 +31,7 @@ fn internal(e: CoordinatorError) -> NetError {
 }
 
 impl Handler {
-    fn owned(&self, researcher: &PeerInfo, id: &str) -> Result<StoredStudy, NetError> {
+    pub(crate) fn owned(&self, researcher: &PeerInfo, id: &str) -> Result<StoredStudy, NetError> {
         let s = lock(&self.store).get(id).map_err(internal)?.ok_or_else(|| not_found(id))?;
         let spec = s.study.unverified_spec().map_err(|e| internal(e.into()))?;
         if spec.researcher != researcher.id.as_str() {
@@ -66,10 +66,16 @@ impl Handler {
 
 impl ResearcherHandler for Handler {
     async fn submit(&self, researcher: &PeerInfo, request: Frame) -> Result<String, NetError> {
+        if request.kind() == crate::he_release::SUBMIT_KIND {
+            return crate::he_release::submit(self, researcher, &request);
+        }
         self.do_submit(researcher, &request)
     }
 
     async fn status(&self, researcher: &PeerInfo, study_id: &str) -> Result<StudyStatus, NetError> {
+        if crate::he_release::parse_id(study_id).is_some() {
+            return crate::he_release::status(self, researcher, study_id);
+        }
         let s = self.owned(researcher, study_id)?;
         let (state, round, detail) = match &s.checkpoint {
             None => ("queued".to_owned(), 0, json!({ "phase": "queued" })),
@@ -88,6 +94,9 @@ impl ResearcherHandler for Handler {
     }
 
     async fn result(&self, researcher: &PeerInfo, study_id: &str) -> Result<Frame, NetError> {
+        if crate::he_release::parse_id(study_id).is_some() {
+            return crate::he_release::result(self, researcher, study_id);
+        }
         let s = self.owned(researcher, study_id)?;
         let cp = s.checkpoint.unwrap_or_default();
         let release = cp.release.ok_or_else(|| NetError::Rpc {

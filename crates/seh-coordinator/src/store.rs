@@ -6,7 +6,9 @@
 //! contributor's ciphertext of each encrypted round, as `seh_crypto::he::HeVector` bytes
 //! (from `CoordinatorStudy::he_store_encoded`). They can be re-added later over any subset of
 //! sites without the sites online (`seh_protocol::he_coord::reaggregate`); releasing such a
-//! sum needs `t` of the study's key holders.
+//! sum needs `t` of the study's key holders. `he_round_keys` records the digest of the key each
+//! round was encrypted under; `he_releases` queues and records later releases
+//! ([`crate::he_release`]): state, session round, and the released result or failure reason.
 
 use std::path::Path;
 
@@ -20,6 +22,26 @@ use crate::error::CoordinatorError;
 #[derive(Debug)]
 pub struct Store {
     conn: Connection,
+}
+
+/// One release from the encrypted store (`seh study release`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRelease {
+    /// Sequence number (the release id is `release-<seq>`).
+    pub seq: i64,
+    /// The study.
+    pub study_id: String,
+    /// The stored encrypted round released.
+    pub round: u32,
+    /// The session round the release ran in (once started).
+    pub session_round: Option<u32>,
+    /// `queued`, `running`, `done` or `failed`.
+    pub state: String,
+    /// The result JSON (done) or the reason (failed).
+    pub detail: String,
+    /// For a key switch: the researcher's BFV public key (`ResearcherPublicKey::to_bytes`);
+    /// `None` for a decryption to the coordinator.
+    pub target: Option<Vec<u8>>,
 }
 
 /// One stored study.
@@ -63,6 +85,21 @@ impl Store {
                  site INTEGER NOT NULL,
                  ciphertext BLOB NOT NULL,
                  PRIMARY KEY (study_id, round, site)
+             );
+             CREATE TABLE IF NOT EXISTS he_round_keys (
+                 study_id TEXT NOT NULL,
+                 round INTEGER NOT NULL,
+                 key_digest BLOB NOT NULL,
+                 PRIMARY KEY (study_id, round)
+             );
+             CREATE TABLE IF NOT EXISTS he_releases (
+                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                 study_id TEXT NOT NULL,
+                 round INTEGER NOT NULL,
+                 session_round INTEGER,
+                 state TEXT NOT NULL,
+                 detail TEXT NOT NULL DEFAULT '',
+                 target BLOB
              );",
         )
         .map_err(db)?;
@@ -135,6 +172,105 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(db)
     }
 
+    /// Records the digest of the collective key `study_id`'s encrypted round `round` was
+    /// encrypted under (a later release is offered for that key only).
+    pub fn put_round_key(&self, study_id: &str, round: u32, digest: &[u8; 32]) -> Result<(), CoordinatorError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO he_round_keys (study_id, round, key_digest) VALUES (?1, ?2, ?3)",
+                params![study_id, round, digest.as_slice()],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// The key digest recorded for an encrypted round (`None` if none was recorded).
+    pub fn round_key(&self, study_id: &str, round: u32) -> Result<Option<[u8; 32]>, CoordinatorError> {
+        let v: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT key_digest FROM he_round_keys WHERE study_id = ?1 AND round = ?2",
+                params![study_id, round],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+        v.map(|b| b.try_into().map_err(|_| CoordinatorError::Store("stored key digest is not 32 bytes".into())))
+            .transpose()
+    }
+
+    /// Queues a release of `study_id`'s stored round `round` (`target`: the researcher public key
+    /// of a key switch, else a decryption); returns its sequence number.
+    pub fn queue_release(&self, study_id: &str, round: u32, target: Option<&[u8]>) -> Result<i64, CoordinatorError> {
+        self.conn
+            .execute(
+                "INSERT INTO he_releases (study_id, round, state, target) VALUES (?1, ?2, 'queued', ?3)",
+                params![study_id, round, target],
+            )
+            .map_err(db)?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// One release: `(study_id, round, session_round, state, detail)`.
+    pub fn release(&self, seq: i64) -> Result<Option<StoredRelease>, CoordinatorError> {
+        self.conn
+            .query_row(
+                "SELECT study_id, round, session_round, state, detail, target FROM he_releases WHERE seq = ?1",
+                params![seq],
+                |r| {
+                    Ok(StoredRelease {
+                        seq,
+                        study_id: r.get(0)?,
+                        round: r.get(1)?,
+                        session_round: r.get(2)?,
+                        state: r.get(3)?,
+                        detail: r.get(4)?,
+                        target: r.get(5)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(db)
+    }
+
+    /// Sets a release's state (`queued`, `running`, `done`, `failed`), its session round and
+    /// detail (the result JSON when done, the reason when failed).
+    pub fn set_release(
+        &self,
+        seq: i64,
+        state: &str,
+        session_round: Option<u32>,
+        detail: &str,
+    ) -> Result<(), CoordinatorError> {
+        self.conn
+            .execute(
+                "UPDATE he_releases SET state = ?2, session_round = COALESCE(?3, session_round), detail = ?4 \
+                 WHERE seq = ?1",
+                params![seq, state, session_round, detail],
+            )
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// Releases not yet done or failed, oldest first.
+    pub fn pending_releases(&self) -> Result<Vec<i64>, CoordinatorError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq FROM he_releases WHERE state IN ('queued', 'running') ORDER BY seq")
+            .map_err(db)?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(db)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db)
+    }
+
+    /// The largest session round any release of `study_id` used (`None` before the first).
+    pub fn last_release_round(&self, study_id: &str) -> Result<Option<u32>, CoordinatorError> {
+        self.conn
+            .query_row("SELECT MAX(session_round) FROM he_releases WHERE study_id = ?1", params![study_id], |r| {
+                r.get(0)
+            })
+            .map_err(db)
+    }
+
     fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, Option<String>, String)> {
         Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
     }
@@ -203,6 +339,21 @@ mod tests {
         assert_eq!(s.ciphertexts("a", 5).unwrap(), vec![(3, vec![8])]);
         assert_eq!(s.ciphertext_rounds("a").unwrap(), vec![3, 5]);
         assert!(s.ciphertexts("c", 3).unwrap().is_empty());
+        s.put_round_key("a", 3, &[7; 32]).unwrap();
+        assert_eq!(s.round_key("a", 3).unwrap(), Some([7; 32]));
+        assert_eq!(s.round_key("a", 5).unwrap(), None);
+        // Releases: queued, started in a session round, finished; pending ones listed.
+        let r1 = s.queue_release("a", 3, None).unwrap();
+        let r2 = s.queue_release("a", 3, Some(&[1, 2, 3])).unwrap();
+        assert_eq!(s.release(r2).unwrap().unwrap().target, Some(vec![1, 2, 3]));
+        assert_eq!(s.pending_releases().unwrap(), vec![r1, r2]);
+        assert_eq!(s.last_release_round("a").unwrap(), None);
+        s.set_release(r1, "running", Some(12), "").unwrap();
+        s.set_release(r1, "done", None, "{}").unwrap();
+        let got = s.release(r1).unwrap().unwrap();
+        assert_eq!((got.state.as_str(), got.session_round, got.detail.as_str()), ("done", Some(12), "{}"));
+        assert_eq!(s.pending_releases().unwrap(), vec![r2]);
+        assert_eq!(s.last_release_round("a").unwrap(), Some(12));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -265,7 +265,85 @@ mod tests {
         }
     }
 
+    /// The scalar definition of `encode` for one entry at `index`: range
+    /// check, then round-to-nearest-even of `v · 2^f`.
+    fn reference(p: &FixedParams, index: usize, v: f64) -> Result<u64, FixedError> {
+        if !v.is_finite() {
+            return Err(FixedError::NotFinite { index });
+        }
+        if v.abs() > p.bound() {
+            return Err(FixedError::OutOfBound { index, bound: p.bound() });
+        }
+        Ok((v * scale(p.frac_bits())).round_ties_even() as i64 as u64)
+    }
+
+    #[test]
+    fn both_paths_equal_the_scalar_reference_on_edge_values() {
+        let above = |b: f64| f64::from_bits(b.to_bits() + 1);
+        for (f, bound) in [(0u32, 100.0), (20, 1.0), (40, 1.0), (50, 3.0), (60, 1.0)] {
+            let p = FixedParams::new(f, bound, 1).unwrap();
+            let s = scale(f);
+            let edge = [
+                bound,
+                -bound,
+                above(bound),
+                -above(bound),
+                f64::from_bits(bound.to_bits() - 1),
+                f64::NAN,
+                -f64::NAN,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                0.0,
+                -0.0,
+                f64::from_bits(1), // smallest subnormal
+                -f64::from_bits(1),
+                f64::MIN_POSITIVE,
+                f64::MIN_POSITIVE / 2.0, // subnormal
+                0.5 / s,                 // ties: round to even
+                1.5 / s,
+                -2.5 / s,
+                f64::MAX,
+            ];
+            for &v in &edge {
+                // Alone, and at the end of a first chunk / start of a second one.
+                for at in [0usize, ENCODE_CHUNK - 1, ENCODE_CHUNK, ENCODE_CHUNK + 3] {
+                    let mut x = vec![bound / 3.0; at + 5];
+                    x[at] = v;
+                    let got = p.encode(&x);
+                    match reference(&p, at, v) {
+                        Ok(w) => {
+                            let got = got.unwrap();
+                            assert_eq!(got[at], w, "f={f} v={v:e} at {at}");
+                            assert_eq!(got[0], if at == 0 { w } else { reference(&p, 0, bound / 3.0).unwrap() });
+                        }
+                        Err(e) => assert_eq!(got, Err(e), "f={f} v={v:e} at {at}"),
+                    }
+                }
+            }
+            // −0.0 encodes as +0, not as the sign bit.
+            assert_eq!(p.encode(&[-0.0]).unwrap(), vec![0]);
+            // The first bad entry is named when several are bad.
+            let mut x = vec![0.0; 3 * ENCODE_CHUNK];
+            x[ENCODE_CHUNK + 7] = above(bound);
+            x[ENCODE_CHUNK + 9] = f64::NAN;
+            assert_eq!(p.encode(&x), Err(FixedError::OutOfBound { index: ENCODE_CHUNK + 7, bound }));
+            x[ENCODE_CHUNK + 5] = f64::NAN;
+            assert_eq!(p.encode(&x), Err(FixedError::NotFinite { index: ENCODE_CHUNK + 5 }));
+        }
+    }
+
     proptest! {
+        #[test]
+        fn encode_equals_the_scalar_reference(
+            f in 0u32..=60,
+            xs in proptest::collection::vec(proptest::num::f64::ANY, 0..40),
+        ) {
+            let p = FixedParams::new(f, 1.0, 1).unwrap();
+            let expect: Result<Vec<u64>, FixedError> =
+                xs.iter().enumerate().map(|(i, &v)| reference(&p, i, v)).collect();
+            prop_assert_eq!(p.encode(&xs), expect);
+        }
+
         #[test]
         fn fast_rounding_agrees(y in -4e18f64..4e18) {
             prop_assert_eq!(round_to_i64(y), y.round_ties_even() as i64);

@@ -216,11 +216,17 @@ impl Header {
 
     /// The bytes an Ed25519 signature covers: context, header, BLAKE3(payload).
     fn signing_input(&self, payload: &[u8]) -> Result<Vec<u8>, WireError> {
-        check_payload_len(self.sender, payload.len())?;
+        self.signing_input_hashed(payload.len(), &blake3::hash(payload))
+    }
+
+    /// [`Header::signing_input`] for a payload of `payload_len` bytes whose
+    /// BLAKE3 hash is `hash` (the caller guarantees it is the payload's).
+    fn signing_input_hashed(&self, payload_len: usize, hash: &blake3::Hash) -> Result<Vec<u8>, WireError> {
+        check_payload_len(self.sender, payload_len)?;
         let mut msg = Vec::with_capacity(SIGNING_CONTEXT.len() + HEADER_LEN + 32);
         msg.extend_from_slice(SIGNING_CONTEXT);
-        msg.extend_from_slice(&self.bytes(payload.len()));
-        msg.extend_from_slice(blake3::hash(payload).as_bytes());
+        msg.extend_from_slice(&self.bytes(payload_len));
+        msg.extend_from_slice(hash.as_bytes());
         Ok(msg)
     }
 }
@@ -258,11 +264,30 @@ impl EnvelopeRef<'_> {
 /// header is kept in front and for the signature behind, so
 /// [`PayloadBuf::seal`] frames and signs it without moving the payload
 /// (unlike [`SignedEnvelope::into_bytes`], which shifts it by 48 bytes).
-#[derive(Clone, PartialEq, Eq)]
+///
+/// A payload built front to back with [`PayloadBuf::extend_from_slice`] is
+/// also hashed as it grows (BLAKE3, every whole [`PayloadBuf::HASH_STRIDE`]
+/// bytes, while they are still in cache), so `seal` only hashes the tail.
+/// The running hash covers exactly the bytes appended so far: any mutable
+/// access ([`PayloadBuf::as_mut_slice`]) discards it, and `seal` then hashes
+/// the whole payload.
+#[derive(Clone)]
 pub struct PayloadBuf {
     /// `HEADER_LEN` reserved bytes, then the payload.
     buf: Vec<u8>,
+    /// BLAKE3 state over `payload[..hashed]`.
+    hasher: blake3::Hasher,
+    hashed: usize,
 }
+
+impl PartialEq for PayloadBuf {
+    /// Equal payloads (the hashing progress is not compared).
+    fn eq(&self, other: &PayloadBuf) -> bool {
+        self.buf == other.buf
+    }
+}
+
+impl Eq for PayloadBuf {}
 
 impl fmt::Debug for PayloadBuf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -271,13 +296,42 @@ impl fmt::Debug for PayloadBuf {
 }
 
 impl PayloadBuf {
+    /// Bytes hashed at a time while a payload is appended: 16 BLAKE3 chunks,
+    /// one full batch of the widest (AVX-512) hashing code path.
+    pub const HASH_STRIDE: usize = 16 * 1024;
+
+    fn from_vec(buf: Vec<u8>) -> PayloadBuf {
+        PayloadBuf { buf, hasher: blake3::Hasher::new(), hashed: 0 }
+    }
+
     /// A zeroed payload of `len` bytes. The allocation (header + payload +
     /// signature) is zero-initialised, so its pages are first touched when
     /// the payload is written.
     pub fn zeroed(len: usize) -> PayloadBuf {
         let mut buf = vec![0u8; HEADER_LEN + len + SIGNATURE_LEN];
         buf.truncate(HEADER_LEN + len);
-        PayloadBuf { buf }
+        PayloadBuf::from_vec(buf)
+    }
+
+    /// An empty payload with room for `capacity` bytes (plus header and
+    /// signature), to be filled with [`PayloadBuf::extend_from_slice`]; no
+    /// byte of the payload is written twice.
+    pub fn with_capacity(capacity: usize) -> PayloadBuf {
+        let mut buf = Vec::with_capacity(HEADER_LEN + capacity + SIGNATURE_LEN);
+        buf.resize(HEADER_LEN, 0);
+        PayloadBuf::from_vec(buf)
+    }
+
+    /// Append `bytes` to the payload, hashing every whole
+    /// [`PayloadBuf::HASH_STRIDE`] bytes of it now complete.
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+        let payload = self.buf.get(HEADER_LEN..).unwrap_or_default();
+        let ready = (payload.len() - self.hashed) / Self::HASH_STRIDE * Self::HASH_STRIDE;
+        if ready > 0 {
+            self.hasher.update(payload.get(self.hashed..self.hashed + ready).unwrap_or_default());
+            self.hashed += ready;
+        }
     }
 
     /// Payload length in bytes.
@@ -295,9 +349,20 @@ impl PayloadBuf {
         self.buf.get(HEADER_LEN..).unwrap_or_default()
     }
 
-    /// The payload, writable.
+    /// The payload, writable. Discards the running hash (see the type's docs).
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        self.hasher.reset();
+        self.hashed = 0;
         self.buf.get_mut(HEADER_LEN..).unwrap_or_default()
+    }
+
+    /// BLAKE3 of the payload: the running hash finished with the bytes not
+    /// yet hashed.
+    fn payload_hash(&mut self) -> blake3::Hash {
+        let payload = self.buf.get(HEADER_LEN..).unwrap_or_default();
+        self.hasher.update(payload.get(self.hashed..).unwrap_or_default());
+        self.hashed = payload.len();
+        self.hasher.finalize()
     }
 
     /// Frame and sign in place: the result is byte for byte
@@ -305,11 +370,13 @@ impl PayloadBuf {
     ///
     /// Precondition: `key` is the identity key of `header.sender`. Errors
     /// with [`WireError::TooLarge`] if the payload exceeds [`MAX_PAYLOAD_LEN`].
-    pub fn seal(self, header: &Header, key: &SigningKey) -> Result<Vec<u8>, WireError> {
+    pub fn seal(mut self, header: &Header, key: &SigningKey) -> Result<Vec<u8>, WireError> {
+        let len = self.len();
+        check_payload_len(header.sender, len)?;
+        let hash = self.payload_hash();
+        let signature = key.sign(&header.signing_input_hashed(len, &hash)?);
+        let h = header.bytes(len);
         let mut buf = self.buf;
-        let payload = buf.get(HEADER_LEN..).unwrap_or_default();
-        let signature = key.sign(&header.signing_input(payload)?);
-        let h = header.bytes(payload.len());
         if let Some(room) = buf.get_mut(..HEADER_LEN) {
             room.copy_from_slice(&h);
         }

@@ -10,6 +10,8 @@
 #![forbid(unsafe_code)]
 
 pub mod governance;
+pub mod he_keys;
+pub mod roster;
 pub mod store_site;
 
 use std::collections::BTreeMap;
@@ -159,7 +161,7 @@ pub async fn run<C: SiteConnector>(config: NodeConfig<C>) -> Result<(), NodeErro
     let cosigned_head = load_cosigned_head(&head_path)?;
     let mut persisted = reveals.clone();
     let columns = config.data.ncols();
-    let mut machine = SiteMachine::new(
+    let machine = SiteMachine::new(
         config.federation.clone(),
         &config.name,
         config.key.clone(),
@@ -169,6 +171,8 @@ pub async fn run<C: SiteConnector>(config: NodeConfig<C>) -> Result<(), NodeErro
         reveals,
     )?
     .with_cosigned_head(cosigned_head);
+    let he_keys = he_keys::HeKeyStore::new(he_keys::dir_beside(&config.state_path), &config.name, &config.key);
+    let mut machine = machine.with_he_keys(he_keys.load_all()?)?;
     let log = if config.audit_path.exists() {
         AuditLog::open(&config.audit_path, config.key.clone())?
     } else {
@@ -240,6 +244,7 @@ pub async fn run<C: SiteConnector>(config: NodeConfig<C>) -> Result<(), NodeErro
                     SiteOutput::RecordLogHead(head) => {
                         write_state(&head_path, serde_json::to_vec(&head).unwrap_or_default())?;
                     }
+                    SiteOutput::RecordHeKey(record) => he_keys.save(&record)?,
                 }
             }
         }

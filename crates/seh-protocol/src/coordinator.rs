@@ -609,14 +609,15 @@ impl CoordinatorStudy {
     }
 
     /// After the study finished (released, refused or failed): asks the study's sites to
-    /// co-sign the coordinator's audit-log head, `document` being a
-    /// [`crate::log_head::HeadDocument`] as JSON (see [`crate::log_head::next_document`]).
+    /// co-sign the coordinator's audit-log head: `request` carries a
+    /// [`crate::log_head::HeadDocument`] as JSON and the covered log lines (see
+    /// [`crate::log_head::next_segment`]).
     ///
     /// Runs in a fresh round with the release's FROST commit/share flow under purpose
     /// [`crate::log_head::AUDIT_HEAD_PURPOSE`]; feed replies to [`Self::receive`] and deadlines to
     /// [`Self::timeout`] as before. Ends with [`Action::Finished`]; on success the last checkpoint
     /// holds [`Checkpoint::log_head`]. Does nothing but finish if the study is still running.
-    pub fn cosign_log_head(&mut self, document: String) -> Vec<Action> {
+    pub fn cosign_log_head(&mut self, request: crate::log_head::HeadSignStart) -> Vec<Action> {
         let mut out = Vec::new();
         if !self.is_finished() {
             out.push(Action::Log("audit-log head co-signing asked for while the study runs; ignored".into()));
@@ -627,7 +628,8 @@ impl CoordinatorStudy {
         self.guard = SessionGuard::new(self.session(), MAX_MESSAGES_PER_ROUND);
         self.got.clear();
         out.push(Action::Checkpoint(Box::new(self.cp.clone())));
-        let payload = messages::to_payload(&crate::log_head::HeadSignStart { document: document.clone() });
+        let payload = messages::to_payload(&request);
+        let document = request.document;
         let sites: Vec<PartyId> = self.spec.sites.iter().filter_map(|s| self.party(s)).collect();
         for &p in &sites {
             self.send(&mut out, p, ProtocolId::Control, control::HEAD_SIGN_START, payload.clone());

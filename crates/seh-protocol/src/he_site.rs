@@ -5,8 +5,11 @@
 //!
 //! One key per study (DESIGN §3): the holders are exactly the sites that accepted the study and
 //! its threshold is the study's `t`; a key share never serves another study, so a compromise or
-//! an exhausted decryption budget stays within one study. Key shares live in memory (a node
-//! restart drops its share; any `t` other holders still decrypt).
+//! an exhausted decryption budget stays within one study. Every change to a study's key state
+//! (set-up done, contribution, decryption share, release from the encrypted store) yields a
+//! [`HeKeyRecord`] the node persists, encrypted at rest, before the next message leaves; a
+//! restarted node restores its shares and their decryption-budget counters from them
+//! ([`SiteHe::restore`]).
 
 use std::collections::BTreeMap;
 
@@ -21,6 +24,8 @@ use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
 use crate::error::ProtocolError;
+use crate::he_keyrec::{HeKeyRecord, ReleaseRecord, MAX_RELEASES};
+use crate::he_release::HeReleaseOffer;
 use crate::he_wire::{self, he_error, open_inner, sign_inner, step, Bundle};
 use crate::messages;
 
@@ -50,8 +55,24 @@ struct Setup {
 }
 
 struct StudyKey {
+    session: SessionId,
+    seed: [u8; 32],
+    digest: [u8; 32],
+    pk_bytes: Vec<(PartyId, Vec<u8>)>,
     pk: CollectivePublicKey,
     share: ThresholdKeyShare,
+    releases: Vec<ReleaseRecord>,
+}
+
+/// A release from the encrypted store this site agreed to (offer accepted, share not yet given).
+struct PendingRelease {
+    session: SessionId,
+    round: u32,
+    sites: Vec<u32>,
+    shares_given: u32,
+    /// Hex digest of the researcher public key a key-switched release goes to (`None`: a
+    /// decryption to the coordinator). The share request must match it.
+    target: Option<String>,
 }
 
 struct Contributed {
@@ -66,6 +87,7 @@ pub struct SiteHe {
     setups: BTreeMap<String, Setup>,
     keys: BTreeMap<String, StudyKey>,
     contributed: BTreeMap<String, Contributed>,
+    releases: BTreeMap<String, PendingRelease>,
 }
 
 impl std::fmt::Debug for SiteHe {
@@ -81,6 +103,8 @@ pub struct Reply {
     pub send: Vec<Envelope>,
     /// A short audit description (`"key set-up: committed"`, `"decryption share"`); never a value.
     pub what: Option<&'static str>,
+    /// The study's key state changed: persist [`SiteHe::record`] before sending `send`.
+    pub persist: bool,
 }
 
 fn env(session: SessionId, me: PartyId, step: u8, payload: Vec<u8>) -> Envelope {
@@ -135,7 +159,11 @@ impl SiteHe {
         self.keys.remove(study_id);
         self.setups
             .insert(study_id.to_owned(), Setup { session, holders, threshold, x, stage: Stage::Committed(seed) });
-        Ok(Reply { send: vec![env(session, me, step::COMMIT, payload)], what: Some("key set-up: seed committed") })
+        Ok(Reply {
+            send: vec![env(session, me, step::COMMIT, payload)],
+            what: Some("key set-up: seed committed"),
+            persist: false,
+        })
     }
 
     /// Handles a `ThresholdBfv` envelope from the coordinator (already authenticated and
@@ -201,7 +229,11 @@ impl SiteHe {
                 let payload = reveal.contribution.to_vec();
                 setup.stage = Stage::Revealed { commits, xkeys };
                 self.setups.insert(study_id.to_owned(), setup);
-                Ok(Reply { send: vec![env(s, me, step::REVEAL, payload)], what: Some("key set-up: seed revealed") })
+                Ok(Reply {
+                    send: vec![env(s, me, step::REVEAL, payload)],
+                    what: Some("key set-up: seed revealed"),
+                    persist: false,
+                })
             }
             (step::REVEALS, Stage::Revealed { commits, xkeys }) => {
                 let mut reveals = Vec::new();
@@ -237,6 +269,7 @@ impl SiteHe {
                 Ok(Reply {
                     send: vec![env(s, me, step::KEYS, Bundle(items).encode())],
                     what: Some("key set-up: public-key share and encrypted deals"),
+                    persist: false,
                 })
             }
             (step::FORWARD, Stage::Dealt { seed, xkeys, own }) => {
@@ -286,10 +319,15 @@ impl SiteHe {
                 if !self.keys.contains_key(study_id) && self.keys.len() >= MAX_KEYS {
                     self.keys.pop_first();
                 }
-                self.keys.insert(study_id.to_owned(), StudyKey { pk, share });
+                self.contributed.remove(study_id);
+                self.keys.insert(
+                    study_id.to_owned(),
+                    StudyKey { session: s, seed, digest, pk_bytes: list, pk, share, releases: Vec::new() },
+                );
                 Ok(Reply {
                     send: vec![env(s, me, step::READY, digest.to_vec())],
                     what: Some("key set-up: key share ready"),
+                    persist: true,
                 })
             }
             _ => Err(unexpected("key set-up message out of order")),
@@ -328,6 +366,9 @@ impl SiteHe {
     }
 
     fn share(&mut self, study_id: &str, e: &Envelope, me: PartyId) -> Result<Reply, ProtocolError> {
+        if self.releases.get(study_id).is_some_and(|r| r.session == e.session) {
+            return self.release_share(study_id, e, me);
+        }
         let ctx = self.ctx()?;
         let c = self.contributed.get_mut(study_id).ok_or_else(|| unexpected("share request before a contribution"))?;
         if c.round != e.session.round {
@@ -346,6 +387,178 @@ impl SiteHe {
         Ok(Reply {
             send: vec![env(e.session, me, step::DECRYPTION_SHARE, share.to_bytes(&ctx))],
             what: Some("decryption share"),
+            persist: true,
         })
+    }
+}
+
+/// Why a site declines a release from the encrypted store (sent to the coordinator and audited).
+pub type Refusal = String;
+
+impl SiteHe {
+    /// The durable form of `study_id`'s key state (`None` without a key share for it). The node
+    /// persists it, encrypted, whenever a [`Reply::persist`] or a contribution asks.
+    pub fn record(&self, study_id: &str) -> Option<HeKeyRecord> {
+        let k = self.keys.get(study_id)?;
+        Some(HeKeyRecord {
+            study_id: study_id.to_owned(),
+            session: k.session,
+            threshold: k.pk.threshold() as u32,
+            seed: k.seed,
+            digest: k.digest,
+            pk_shares: k.pk_bytes.clone(),
+            key_share: k.share.to_bytes(),
+            contributed: self.contributed.get(study_id).map(|c| (c.round, c.shares_given)),
+            releases: k.releases.clone(),
+        })
+    }
+
+    /// Restores a key state persisted by [`SiteHe::record`] for site `me`: parses the key share
+    /// (with its decryption-budget counter), rebuilds the collective public key from the joint
+    /// seed and the holders' public-key shares, and checks it against the recorded digest.
+    ///
+    /// Errors (naming the study, never a key): a record of another site or parameter set, a
+    /// malformed share, or public-key shares that do not give the confirmed key.
+    pub fn restore(&mut self, me: PartyId, rec: HeKeyRecord) -> Result<(), ProtocolError> {
+        let ctx = self.ctx()?;
+        let bad = |reason: String| ProtocolError::invalid("threshold-HE key record", rec.study_id.clone(), reason);
+        if crate::hex::encode(&rec.session.study.0) != rec.study_id {
+            return Err(bad("the set-up session names another study".into()));
+        }
+        let share = ThresholdKeyShare::from_bytes(&ctx, &rec.key_share).map_err(|e| bad(e.to_string()))?;
+        if share.party() != me {
+            return Err(bad(format!("the key share belongs to {}, not this site", share.party())));
+        }
+        let holders = share.holders().to_vec();
+        let listed: Vec<PartyId> = rec.pk_shares.iter().map(|(p, _)| *p).collect();
+        if listed != holders || share.threshold() != rec.threshold as usize {
+            return Err(bad("holders or threshold differ from the key share's".into()));
+        }
+        if he_wire::key_digest(rec.session, &rec.seed, &rec.pk_shares) != rec.digest {
+            return Err(bad("public-key shares do not give the confirmed collective key".into()));
+        }
+        let mut shares = Vec::with_capacity(rec.pk_shares.len());
+        for (p, b) in &rec.pk_shares {
+            shares.push(PublicKeyShare::from_bytes(&ctx, b, Some(*p)).map_err(|e| bad(e.to_string()))?);
+        }
+        let a = common_random_poly(&ctx, &rec.seed);
+        let pk = CollectivePublicKey::aggregate(&ctx, &a, &holders, share.threshold(), &shares)
+            .map_err(|e| bad(e.to_string()))?;
+        if let Some((round, shares_given)) = rec.contributed {
+            self.contributed.insert(rec.study_id.clone(), Contributed { round, shares_given });
+        }
+        if !self.keys.contains_key(&rec.study_id) && self.keys.len() >= MAX_KEYS {
+            self.keys.pop_first();
+        }
+        self.keys.insert(
+            rec.study_id,
+            StudyKey {
+                session: rec.session,
+                seed: rec.seed,
+                digest: rec.digest,
+                pk_bytes: rec.pk_shares,
+                pk,
+                share,
+                releases: rec.releases,
+            },
+        );
+        Ok(())
+    }
+
+    /// Decides on a release of stored round `offer.round` from the coordinator's encrypted store
+    /// (the caller has re-applied the policy). Accepts when this site holds the study's key the
+    /// round was encrypted under, the summed sites are at least `t` holders, this site never
+    /// released that round over another set of sites (two sums over different sets would reveal
+    /// their difference), and the decryption budget covers it. `Ok(Err(reason))` is a refusal.
+    pub fn release_offer(
+        &mut self,
+        study_id: &str,
+        session: SessionId,
+        offer: &HeReleaseOffer,
+    ) -> Result<Result<(), Refusal>, ProtocolError> {
+        let ctx = self.ctx()?;
+        let Some(k) = self.keys.get(study_id) else {
+            return Ok(Err("this site holds no threshold-HE key share for the study".into()));
+        };
+        if crate::hex::encode(&k.digest) != offer.key_digest {
+            return Ok(Err("this site holds another key of the study (the round was encrypted under an earlier \
+                           key set-up)"
+                .into()));
+        }
+        let mut sites = offer.sites.clone();
+        sites.sort_unstable();
+        sites.dedup();
+        if sites.len() != offer.sites.len() || sites.len() < k.pk.threshold() {
+            return Ok(Err(format!("a release must sum at least t = {} distinct sites", k.pk.threshold())));
+        }
+        if let Some(p) = sites.iter().find(|p| !k.pk.holders().contains(&PartyId(**p))) {
+            return Ok(Err(format!("party {p} holds no key share of the study")));
+        }
+        if k.releases.iter().any(|r| r.round == offer.round && r.sites != sites) {
+            return Ok(Err(format!("round {} was already released over another set of sites", offer.round)));
+        }
+        if k.releases.len() >= MAX_RELEASES && !k.releases.iter().any(|r| r.round == offer.round) {
+            return Ok(Err("too many releases of this study".into()));
+        }
+        if let Some(d) = &offer.to_researcher_key {
+            if crate::hex::decode_array::<32>(d).is_none() {
+                return Err(unexpected("release offer names a malformed researcher-key digest"));
+            }
+        }
+        let allowed = ctx.params().max_decryptions();
+        let used = k.share.used();
+        if used.saturating_add(u64::from(offer.ciphertexts)) > allowed || offer.ciphertexts == 0 {
+            return Ok(Err(format!(
+                "decryption budget exhausted: {used} of {allowed} shares already produced with this key share"
+            )));
+        }
+        let target = offer.to_researcher_key.as_ref().map(|d| d.to_ascii_lowercase());
+        self.releases.insert(
+            study_id.to_owned(),
+            PendingRelease { session, round: offer.round, sites, shares_given: 0, target },
+        );
+        Ok(Ok(()))
+    }
+
+    fn release_share(&mut self, study_id: &str, e: &Envelope, me: PartyId) -> Result<Reply, ProtocolError> {
+        let ctx = self.ctx()?;
+        let r = self.releases.get_mut(study_id).ok_or_else(|| unexpected("share request without a release"))?;
+        if r.shares_given >= MAX_SHARES_PER_ROUND {
+            return Err(unexpected("more share requests than this site answers per release"));
+        }
+        let k = self.keys.get_mut(study_id).ok_or_else(|| unexpected("share request without a key share"))?;
+        let req = ShareRequest::from_bytes(&ctx, &e.payload, Some(PartyId::COORDINATOR)).map_err(he_error)?;
+        if !req.decryptors().contains(&me) {
+            return Err(unexpected("share request that does not name this site as a decryptor"));
+        }
+        // A key switch goes only to the researcher key the accepted offer named, and a
+        // decryption only where the offer asked for one.
+        let asked = req.target().map(|t| crate::hex::encode(&t.digest(&ctx)));
+        match (&r.target, &asked) {
+            (None, None) => {}
+            (Some(want), Some(got)) if want == got => {}
+            (None, Some(_)) => return Err(unexpected("key-switch request for a release offered as a decryption")),
+            (Some(_), None) => return Err(unexpected("decryption request for a release offered as a key switch")),
+            (Some(_), Some(_)) => return Err(unexpected("key-switch request to another researcher key than offered")),
+        }
+        let share: DecryptionShare = k.share.share(&req, &mut OsRng).map_err(he_error)?;
+        r.shares_given += 1;
+        if !k.releases.iter().any(|x| x.round == r.round) {
+            k.releases.push(ReleaseRecord { round: r.round, sites: r.sites.clone() });
+        }
+        Ok(Reply {
+            send: vec![env(e.session, me, step::DECRYPTION_SHARE, share.to_bytes(&ctx))],
+            what: Some(if asked.is_some() {
+                "key-switching share for a release from the encrypted store (to the researcher's key)"
+            } else {
+                "decryption share for a release from the encrypted store"
+            }),
+            persist: true,
+        })
+    }
+
+    /// The decryption-budget counter of `study_id`'s key share (shares produced so far).
+    pub fn used(&self, study_id: &str) -> Option<u64> {
+        self.keys.get(study_id).map(|k| k.share.used())
     }
 }

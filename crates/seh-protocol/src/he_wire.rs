@@ -48,6 +48,11 @@ pub mod step {
     pub const PK_SHARE: u8 = 20;
     /// Inner (bundled), site → one site: an encrypted key-share deal.
     pub const DEAL: u8 = 21;
+    /// Coordinator → holder: offer of a release from the encrypted store
+    /// (`he_release::HeReleaseOffer`, JSON).
+    pub const RELEASE_OFFER: u8 = 30;
+    /// Holder → coordinator: accept or refuse it (`he_release::HeReleaseAnswer`, JSON).
+    pub const RELEASE_ANSWER: u8 = 31;
 }
 
 /// Most items in one bundle (two per holder, plus slack).

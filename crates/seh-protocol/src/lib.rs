@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod ceremony;
 pub mod clock;
 pub mod coordinator;
 pub mod describe;
@@ -19,6 +20,8 @@ pub mod error;
 pub mod fed;
 pub mod federation;
 pub mod he_coord;
+pub mod he_keyrec;
+pub mod he_release;
 pub mod he_site;
 pub mod he_wire;
 pub mod hex;

@@ -1,15 +1,21 @@
 //! Co-signing the coordinator's audit-log head with the sites' FROST group key.
 //!
 //! After each study the coordinator asks the study's sites to co-sign a [`HeadDocument`]: its log
-//! head `(seq, hash)`, a previous co-signed head and the hashes of every entry in between. Each
-//! site checks that the document extends the head *it* co-signed last (persisted before it
-//! answers) and refuses otherwise; `t` sites then sign it through the same FROST commit/share
-//! flow as a release, under the purpose [`AUDIT_HEAD_PURPOSE`]. The coordinator appends the
-//! [`SignedHead`] to its log as an [`EntryKind::HeadCosign`] entry.
+//! head `(seq, hash)`, a previous co-signed head and the hashes of every entry in between. The
+//! request ([`HeadSignStart`]) also carries those entries' log lines. Each site checks that the
+//! document extends the head *it* co-signed last (persisted before it answers), recomputes every
+//! entry's hash, signature and `prev` link from the lines ([`check_evidence`]) and refuses
+//! otherwise, naming the first bad seq; `t` sites then sign it through the same FROST
+//! commit/share flow as a release, under the purpose [`AUDIT_HEAD_PURPOSE`]. The coordinator
+//! appends the [`SignedHead`] to its log as an [`EntryKind::HeadCosign`] entry.
+//!
+//! One co-signature covers a bounded segment ([`next_segment`], [`MAX_SEGMENT_ENTRIES`]); a longer
+//! history is co-signed in several segments, each extending an earlier co-signed head.
 //!
 //! [`check_log`] re-checks a coordinator log against its co-signed heads: an entry edited before
 //! a co-signed head is found even when the coordinator re-hashed and re-signed the whole chain,
-//! because the group signature fixes the old hashes.
+//! because the group signature fixes the old hashes. [`check_site_head`] checks the log against a
+//! head a site persisted, which also catches co-signature records cut off the end of the log.
 
 use seh_audit::{Entry, EntryKind};
 use seh_crypto::frost::{self, GroupVerifyingKey};
@@ -17,11 +23,21 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::ProtocolError;
-use crate::federation::Federation;
 use crate::hex;
+
+mod evidence;
+mod segment;
+
+pub use evidence::{check_evidence, MAX_SEGMENT_ENTRIES, MAX_SEGMENT_LINE_BYTES};
+pub use segment::{next_document, next_segment, next_segment_within, NextSegment, SegmentLimits};
 
 /// FROST document purpose bound into a log-head co-signature (never accepted for a release).
 pub const AUDIT_HEAD_PURPOSE: &str = "audit-head";
+
+/// Most segments a coordinator co-signs after one study (a backlog of up to
+/// `MAX_SEGMENTS_PER_RUN` × [`MAX_SEGMENT_ENTRIES`] entries is caught up at once; the rest after
+/// later studies).
+pub const MAX_SEGMENTS_PER_RUN: u32 = 32;
 
 /// Key of the [`SignedHead`] in the details of an [`EntryKind::HeadCosign`] entry.
 pub const COSIGN_DETAIL_KEY: &str = "cosigned_head";
@@ -83,6 +99,25 @@ pub enum HeadRefusal {
         /// This site's last co-signed head.
         last_seq: u64,
     },
+    /// The segment is larger than a site accepts ([`MAX_SEGMENT_ENTRIES`], [`MAX_SEGMENT_LINE_BYTES`]).
+    #[error("the segment holds {len} {what}, more than the {max} a site accepts")]
+    TooLong {
+        /// What was counted.
+        what: &'static str,
+        /// How many.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The log line sent for entry `seq` does not prove the chain: missing, malformed, modified,
+    /// not signed by the coordinator, not linked to the entry before, or not the hash stated.
+    #[error("entry seq {seq}: {what}; the chain does not hold")]
+    Evidence {
+        /// The first entry whose line fails.
+        seq: u64,
+        /// Why.
+        what: &'static str,
+    },
 }
 
 impl HeadDocument {
@@ -139,6 +174,10 @@ impl HeadDocument {
         if self.between.len() as u64 != expected {
             return Err(HeadRefusal::Malformed("number of in-between hashes does not match the sequence numbers"));
         }
+        if self.between.len() >= MAX_SEGMENT_ENTRIES {
+            let len = self.between.len().saturating_add(1);
+            return Err(HeadRefusal::TooLong { what: "entries", len, max: MAX_SEGMENT_ENTRIES });
+        }
         if self.positions().iter().any(|(_, h)| hex::decode_array::<32>(h).is_none()) {
             return Err(HeadRefusal::Malformed("a hash is not 64 hex digits"));
         }
@@ -185,6 +224,33 @@ pub fn signing_message(document: &str) -> Vec<u8> {
 pub struct HeadSignStart {
     /// The document JSON.
     pub document: String,
+    /// The canonical coordinator log lines of the entries the document covers after its previous
+    /// head (from seq 0 without one), in order, the head's line last. Metadata only (see
+    /// [`check_evidence`]).
+    pub entries: Vec<String>,
+}
+
+impl HeadSignStart {
+    /// A site's whole check of a co-sign request: the document parses, names `federation`,
+    /// extends `last` (this site's last co-signed head) and every covered entry's line recomputes
+    /// to the stated chain under the coordinator's key `coordinator`.
+    ///
+    /// Errors: [`ProtocolError::Parse`] for a document that does not parse; otherwise
+    /// [`ProtocolError::Invalid`] carrying the [`HeadRefusal`] (which names the first bad seq).
+    pub fn check(
+        &self,
+        federation: &str,
+        coordinator: &seh_crypto::wire::VerifyingKey,
+        last: Option<&HeadRef>,
+    ) -> Result<HeadDocument, ProtocolError> {
+        let doc = HeadDocument::from_json(&self.document)?;
+        let refused = |r: HeadRefusal| {
+            ProtocolError::invalid("coordinator log head", "chain", format!("refused to co-sign: {r}"))
+        };
+        doc.check_extends(federation, last).map_err(refused)?;
+        check_evidence(&doc, &self.entries, coordinator).map_err(refused)?;
+        Ok(doc)
+    }
 }
 
 /// A co-signed log head: the document's exact JSON text, the FROST group signature over
@@ -238,48 +304,6 @@ pub fn recorded(entries: &[Entry]) -> Result<Vec<(u64, SignedHead)>, ProtocolErr
         out.push((e.seq(), signed));
     }
     Ok(out)
-}
-
-/// The document the coordinator asks `signers` to co-sign next, for its (verified) log `entries`.
-///
-/// It starts at the oldest head any of `signers` co-signed last (from the log's own records), so
-/// every honest signer finds its last head inside the chain; `None` if the log is empty or
-/// nothing was appended since that start.
-///
-/// Errors: a malformed co-signature record in `entries`.
-pub fn next_document(
-    entries: &[Entry],
-    fed: &Federation,
-    signers: &[String],
-) -> Result<Option<HeadDocument>, ProtocolError> {
-    let Some(last) = entries.last() else { return Ok(None) };
-    let mut latest: std::collections::BTreeMap<&str, HeadRef> = Default::default();
-    let records = recorded(entries)?;
-    for (_, signed) in &records {
-        let doc = HeadDocument::from_json(&signed.document)?;
-        for s in &signed.signers {
-            latest.insert(s.as_str(), doc.head());
-        }
-    }
-    // A signer with no co-signature yet needs the chain from the start of the log.
-    let start = if signers.iter().all(|s| latest.contains_key(s.as_str())) {
-        signers.iter().filter_map(|s| latest.get(s.as_str())).min_by_key(|h| h.seq).cloned()
-    } else {
-        None
-    };
-    let from = start.as_ref().map_or(0, |p| p.seq + 1);
-    if start.as_ref().is_some_and(|p| p.seq >= last.seq()) {
-        return Ok(None);
-    }
-    let between =
-        entries.iter().filter(|e| e.seq() >= from && e.seq() < last.seq()).map(|e| e.hash().to_hex()).collect();
-    Ok(Some(HeadDocument {
-        federation: fed.name.clone(),
-        seq: last.seq(),
-        hash: last.hash().to_hex(),
-        prev: start,
-        between,
-    }))
 }
 
 /// What [`check_log`] found.
@@ -352,6 +376,52 @@ pub fn check_log(entries: &[Entry], federation: &str, group: &GroupVerifyingKey)
         }
     }
     Ok(report)
+}
+
+/// Why a coordinator log does not hold a head a site co-signed (from the site's persisted file).
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+pub enum SiteHeadError {
+    /// The log ends before the site's head: entries (at least the co-signature records) were
+    /// cut from its end.
+    #[error(
+        "site {site} co-signed head seq {seq}, but the log has only {entries} entries; \
+         entries were cut from the end of the log"
+    )]
+    Missing {
+        /// The site whose head it is.
+        site: String,
+        /// The head's seq.
+        seq: u64,
+        /// Entries in the log.
+        entries: u64,
+    },
+    /// The log's entry at the head's seq has another hash: the log was rewritten.
+    #[error(
+        "site {site} co-signed head seq {seq}, but entry seq {seq} of the log has another hash; the log was rewritten"
+    )]
+    Differs {
+        /// The site whose head it is.
+        site: String,
+        /// The head's seq.
+        seq: u64,
+    },
+}
+
+/// Checks that the coordinator's verified log `entries` still holds `head`, the coordinator log
+/// head site `site` co-signed last (what the node persisted from [`crate::site::SiteOutput::RecordLogHead`]):
+/// an entry at that seq with that hash. Because the log is hash-chained, this fixes every entry
+/// up to the head, and so catches a log cut back before the site's last co-signature, which
+/// [`check_log`] alone cannot see.
+///
+/// Errors: [`SiteHeadError`] naming the site and the seq.
+pub fn check_site_head(entries: &[Entry], site: &str, head: &HeadRef) -> Result<(), SiteHeadError> {
+    match usize::try_from(head.seq).ok().and_then(|i| entries.get(i)) {
+        None => Err(SiteHeadError::Missing { site: site.to_owned(), seq: head.seq, entries: entries.len() as u64 }),
+        Some(e) if e.seq() != head.seq || e.hash().to_hex() != head.hash => {
+            Err(SiteHeadError::Differs { site: site.to_owned(), seq: head.seq })
+        }
+        Some(_) => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -85,6 +85,10 @@ pub enum SiteOutput {
     /// Persist this coordinator log head as the one this site co-signed last **before** sending
     /// the following message; pass it back to [`SiteMachine::with_cosigned_head`] after a restart.
     RecordLogHead(crate::log_head::HeadRef),
+    /// Persist this study's threshold-HE key state (secret: encrypt it at rest) **before** sending
+    /// the following message, replacing the study's earlier record; pass the records back to
+    /// [`SiteMachine::with_he_keys`] after a restart.
+    RecordHeKey(Box<crate::he_keyrec::HeKeyRecord>),
 }
 
 enum Stage {

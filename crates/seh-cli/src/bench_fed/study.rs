@@ -19,7 +19,7 @@ use serde_json::json;
 
 use super::{fresh_workdir, median, site_names, FederationBenchArgs};
 use crate::coordinator_cmd::runtime;
-use crate::federate::{start_coordinator, start_node, write_federation, FedCommon};
+use crate::federate::{start_coordinator, write_federation, FedCommon};
 use crate::study::Researcher;
 
 /// Parses `seh federate` flags, so every field not given keeps its documented default.
@@ -62,8 +62,8 @@ pub(super) fn run(a: &FederationBenchArgs, threshold: usize) -> Result<()> {
     let flags = Flags::try_parse_from(["bench", "--round-timeout", "120"])?;
     let t = u32::try_from(threshold)?;
     write_federation(&work, &sites, Some(t), &flags.args, flags.args.min_cell_count)?;
+    let (_nodes, _) = crate::ceremony_cmd::federate_ceremony(&work, &names)?;
     let _coordinator = start_coordinator(&work, "coordinator.log", "coordinator.toml")?;
-    let _nodes = names.iter().map(|n| start_node(&work, n)).collect::<Result<Vec<_>>>()?;
     let researcher = Researcher::from_config(&work.join("config/researcher.toml"))?;
     let mut seconds = Vec::new();
     let mut traffic = serde_json::Value::Null;

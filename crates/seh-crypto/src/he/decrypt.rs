@@ -76,6 +76,14 @@ impl ShareRequest {
     pub fn is_key_switch(&self) -> bool {
         self.target.is_some()
     }
+    /// The researcher public key a key-switch request switches to (`None`: a decryption).
+    pub fn target(&self) -> Option<&ResearcherPublicKey> {
+        self.target.as_ref()
+    }
+    /// Ciphertexts in the request (what one share of it charges to a key share's budget).
+    pub fn ciphertexts(&self) -> usize {
+        self.c1.len()
+    }
 
     /// Serialise.
     pub fn to_bytes(&self, ctx: &HeContext) -> Vec<u8> {
@@ -378,28 +386,29 @@ impl ResearcherPublicKey {
 }
 
 /// The researcher's secret key (ternary), used only to read key-switched results.
+///
+/// Everything is derived from a 32-byte secret seed ([`ResearcherKey::from_seed`]); the key
+/// file holds the seed (see `he::researcher` for the codec).
 pub struct ResearcherKey {
-    ctx: HeContext,
-    s: Zeroizing<Poly>,
-    public: ResearcherPublicKey,
+    pub(crate) ctx: HeContext,
+    pub(crate) seed: Zeroizing<[u8; 32]>,
+    pub(crate) s: Zeroizing<Poly>,
+    pub(crate) public: ResearcherPublicKey,
 }
 
 impl fmt::Debug for ResearcherKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResearcherKey").field("s", &"<redacted>").finish_non_exhaustive()
+        f.debug_struct("ResearcherKey").field("secret", &"<redacted>").finish_non_exhaustive()
     }
 }
 
 impl ResearcherKey {
-    /// Generate a key pair: `s'` ternary, `p1' = a'` uniform, `p0' = −a'·s' + e'`.
+    /// Generate a key pair from a fresh secret seed drawn from `rng`:
+    /// `s'` ternary, `p1' = a'` uniform, `p0' = −a'·s' + e'`.
     pub fn generate<R: RngCore + CryptoRng>(ctx: &HeContext, rng: &mut R) -> Result<ResearcherKey, HeError> {
-        let mut r = rng09(rng);
-        let s = Zeroizing::new(ctx.ring.small_ntt(&ctx.ring.ternary(&mut r))?);
-        let a = ctx.ring.uniform_ntt(&mut r);
-        let mut p0 = -(&a * s.as_ref());
-        p0 += &ctx.ring.error_ntt(ctx.params.set().variance, &mut r)?;
-        let public = ResearcherPublicKey { fingerprint: *ctx.params.fingerprint(), p0, p1: a };
-        Ok(ResearcherKey { ctx: ctx.clone(), s, public })
+        let mut seed = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(seed.as_mut());
+        ResearcherKey::from_seed(ctx, &seed)
     }
 
     /// The public key to give the federation.

@@ -47,6 +47,7 @@ pub mod local;
 pub mod params;
 pub mod product;
 pub mod relin;
+pub mod researcher;
 mod ring;
 pub mod store;
 pub mod sum;

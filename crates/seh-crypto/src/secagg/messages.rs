@@ -297,16 +297,15 @@ impl MaskedInput {
         Ok(())
     }
 
-    /// A payload buffer for `len` words: the length prefix followed by `8·len`
-    /// zero bytes (the words go to `[4..]`), with spare capacity for the
-    /// envelope header and signature so that `SignedEnvelope::into_bytes` does
-    /// not reallocate 8·m bytes. Zero-initialised allocation, so the pages are
-    /// first touched when the words are written.
+    /// A payload buffer for `len` words: the length prefix, with capacity for
+    /// the `8·len` bytes of words (to be appended) and for the envelope header
+    /// and signature, so that `SignedEnvelope::into_bytes` does not reallocate
+    /// 8·m bytes. The words are appended rather than written over zeros, so
+    /// each byte is written once.
     pub(crate) fn payload_buffer(len: usize) -> Vec<u8> {
         let body = 4 + 8 * len;
-        let mut out = vec![0u8; body + crate::wire::HEADER_LEN + crate::wire::SIGNATURE_LEN];
-        out.truncate(body);
-        out[..4].copy_from_slice(&(len as u32).to_be_bytes());
+        let mut out = Vec::with_capacity(body + crate::wire::HEADER_LEN + crate::wire::SIGNATURE_LEN);
+        out.extend_from_slice(&(len as u32).to_be_bytes());
         out
     }
 
@@ -355,9 +354,14 @@ impl MaskedInput {
 impl SecAggMessage for MaskedInput {
     const STEP: Step = Step::MaskedInput;
     fn encode(&self) -> Vec<u8> {
+        const STEP: usize = 1024; // words converted per pass into an 8 KiB stack buffer
         let mut out = MaskedInput::payload_buffer(self.y.len());
-        for (c, w) in out[4..].chunks_exact_mut(8).zip(&self.y) {
-            c.copy_from_slice(&w.to_le_bytes());
+        let mut bytes = [0u8; STEP * 8];
+        for words in self.y.chunks(STEP) {
+            for (c, w) in bytes.chunks_exact_mut(8).zip(words) {
+                c.copy_from_slice(&w.to_le_bytes());
+            }
+            out.extend_from_slice(bytes.get(..8 * words.len()).unwrap_or_default());
         }
         out
     }

@@ -32,9 +32,11 @@
 //! per session (study, round), so masks are never reused.
 //!
 //! PRG choice: AES-128-CTR (the `aes` crate detects AES-NI/VAES at run time;
-//! counter mode done in [`prg`] with one counter buffer shared by all streams)
-//! measured 6.7 GB/s including the modular addition on this project's
-//! reference machine, against 2.0–2.3 GB/s for ChaCha8 (`rand_chacha`,
+//! counter mode done in [`prg`] with one counter buffer shared by all streams,
+//! the addition run inside the cipher backend) keeps up with bare AES
+//! encryption of the counters, modular addition included (7.0–7.5 against
+//! 7.3–7.6 GB/s back to back on a loaded machine; bare AES ran at 9.2–9.4
+//! GB/s on a quiet one), against 2.0–2.3 GB/s for ChaCha8 (`rand_chacha`,
 //! `chacha20`); see [`prg`] for the variants measured.
 //!
 //! # Threshold guidance

@@ -6,39 +6,60 @@
 //! # Implementation and measurements
 //!
 //! The keystream is produced by the `aes` crate (0.9, run-time detection of
-//! AES-NI, VAES-256 and VAES-512) encrypting counter blocks in batches with
-//! `encrypt_blocks_b2b`; counter mode is done here rather than with the `ctr`
-//! crate because every stream of one pass sits at the same position, so one
-//! buffer of counter blocks per chunk serves all of them (no per-stream counter
-//! arithmetic, no XOR into a zeroed buffer). Measured on the reference 2-core
-//! Xeon (AES-NI, VAES, AVX-512), one thread, ten streams over a 10^6-word
-//! vector (80 MB of keystream, added mod 2^64), best of 7:
+//! AES-NI, VAES-256 and VAES-512). Counter mode is done here rather than with
+//! the `ctr` crate because every stream of one pass sits at the same position,
+//! so one buffer of counter blocks per chunk serves all of them (no
+//! per-stream counter arithmetic, no XOR into a zeroed buffer). The stream is
+//! run as a closure inside the cipher's backend (`encrypt_with_backend`): each
+//! parallel batch of counters (64 blocks = 1 KiB under VAES-512) is encrypted
+//! into a stack buffer and added to the vector at once, and because the
+//! closure is compiled inside the backend's `#[target_feature]` function the
+//! addition uses that backend's vector width (512-bit adds under VAES-512;
+//! the rest of the crate is built for baseline x86-64, i.e. SSE2).
+//! Measured on the reference 2-core Xeon (AES-NI, VAES, AVX-512), one thread,
+//! ten streams over a 10^6-word vector (80 MB of keystream, added mod 2^64),
+//! best of 7 on a quiet machine for the first six rows; the last three are
+//! best of 25, run back to back while other builds used the machine, so
+//! compare them with each other only:
 //!
 //! | variant | ms | GB/s |
 //! |---|---|---|
-//! | `aes` 0.8 + `ctr` 0.9 `apply_keystream` (previous code) | 14.7 | 5.4 |
+//! | `aes` 0.8 + `ctr` 0.9 `apply_keystream` | 14.7 | 5.4 |
 //! | `aes` 0.9.4 + `ctr` 0.10 `apply_keystream` | 19.1 | 4.2 |
 //! | `aes` 0.9.4 + `ctr` 0.10 `write_keystream` | 15.3 | 5.2 |
 //! | `aes` 0.9.4 `encrypt_blocks`, counters rebuilt per stream | 15.4 | 5.2 |
-//! | **`aes` 0.9.4 `encrypt_blocks_b2b`, counters shared (this code)** | 12.0 | 6.7 |
+//! | `aes` 0.9.4 `encrypt_blocks_b2b` into an 8 KiB buffer, counters shared (v1) | 12.0 | 6.7 |
 //! | (bound: `encrypt_blocks` alone, no counters, no addition) | — | 9.2–9.4 |
+//! | v1, under load | 11.8–12.1 | 6.6–6.8 |
+//! | **batch closure in the backend, counters shared (this code), under load** | 10.7–11.4 | 7.0–7.5 |
+//! | (bound, under load: `encrypt_blocks` alone) | 10.5–10.9 | 7.3–7.6 |
 //!
-//! The VAES-512 backend of `aes` 0.9 is no faster than its AES-NI path on this
-//! CPU (both ≈ 9.3 GB/s raw), so the gain is from the counter handling.
+//! So the mask loop now runs at the speed of bare AES in the same conditions;
+//! what remains is the cipher itself. The VAES-512 backend of `aes` 0.9 is no
+//! faster than its AES-NI path on this CPU (both ≈ 9.3 GB/s raw).
 //! ChaCha8 (`rand_chacha`, `chacha20` without the opt-in AVX-512 cfg) ran at
-//! 2.0–2.3 GB/s. Chunks of 1024 words keep the vector chunk, the counter and
-//! the keystream buffers (8 KiB each) in L1.
+//! 2.0–2.3 GB/s. Chunks of 1024 words keep the vector chunk and the counter
+//! buffer (8 KiB each) in L1.
 //!
 //! [`apply_masks`] walks the vector once and applies all streams to each
 //! chunk, so a party with `k` neighbours reads and writes its vector once
-//! rather than `k + 1` times; [`mask_to_le_bytes`] also writes the masked words
-//! out as the wire encoding in the same pass.
+//! rather than `k + 1` times; [`mask_to_le_bytes`] and [`mask_into_payload`]
+//! also append the masked words as the wire encoding in the same pass (the
+//! latter into a [`PayloadBuf`], which hashes them for the envelope
+//! signature while they are in cache).
 
+use crate::wire::PayloadBuf;
 use aes::cipher::array::Array;
-use aes::cipher::{BlockCipherEncrypt, KeyInit};
-use aes::Aes128;
+use aes::cipher::consts::U16;
+use aes::cipher::inout::{InOut, InOutBuf};
+use aes::cipher::typenum::Unsigned;
+use aes::cipher::{
+    BlockCipherEncBackend, BlockCipherEncClosure, BlockCipherEncrypt, BlockSizeUser, KeyInit, ParBlocks,
+    ParBlocksSizeUser,
+};
+use aes::{Aes128, Block};
 use std::fmt;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Words processed per chunk.
 const CHUNK: usize = 1024;
@@ -76,23 +97,17 @@ impl MaskStream {
     }
 }
 
-/// Counter blocks and keystream of one chunk; the keystream is zeroized on drop.
+/// The counter blocks of one chunk, shared by every stream at that position.
 struct Scratch {
-    counters: Vec<[u8; 16]>,
+    counters: Vec<Block>,
     /// Block index of `counters[0]` and how many blocks from there are filled.
     first: u64,
     filled: usize,
-    keystream: Zeroizing<Vec<[u8; 16]>>,
 }
 
 impl Scratch {
     fn new() -> Scratch {
-        Scratch {
-            counters: vec![[0u8; 16]; BLOCKS],
-            first: 0,
-            filled: 0,
-            keystream: Zeroizing::new(vec![[0u8; 16]; BLOCKS]),
-        }
+        Scratch { counters: vec![Block::default(); BLOCKS], first: 0, filled: 0 }
     }
 
     /// Add (or subtract) the next `acc.len() ≤ CHUNK` words of `s` to `acc`.
@@ -109,28 +124,83 @@ impl Scratch {
             self.first = first;
             self.filled = nb;
         }
-        let input = Array::cast_slice_from_core(&self.counters[..nb]);
-        let output = Array::cast_slice_from_core_mut(&mut self.keystream[..nb]);
-        // Both slices hold `nb` blocks, so the length check cannot fail.
-        let same_len = s.cipher.encrypt_blocks_b2b(input, output).is_ok();
-        debug_assert!(same_len);
-        let bytes = self.keystream[..nb].as_flattened().get(skip * 8..).unwrap_or_default();
-        let words = bytes.chunks_exact(8).map(|w| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(w);
-            u64::from_le_bytes(a)
-        });
-        if s.negate {
-            for (a, w) in acc.iter_mut().zip(words) {
-                *a = a.wrapping_sub(w);
-            }
-        } else {
-            for (a, w) in acc.iter_mut().zip(words) {
-                *a = a.wrapping_add(w);
-            }
-        }
+        let counters = self.counters.get(..nb).unwrap_or_default();
+        s.cipher.encrypt_with_backend(AddKeystream { counters, acc: &mut *acc, skip, negate: s.negate });
         s.word = s.word.wrapping_add(acc.len() as u64);
     }
+}
+
+/// The body of counter mode, run by the `aes` crate with the backend it
+/// detected (so the addition below is compiled inside that backend's
+/// target-feature context, e.g. with 512-bit vectors under VAES-512):
+/// encrypt the counters one parallel batch at a time into a keystream buffer
+/// on the stack (1 KiB for VAES-512) and add it to `acc` while it is in L1.
+struct AddKeystream<'a> {
+    counters: &'a [Block],
+    acc: &'a mut [u64],
+    /// Keystream words to drop before the first word of `acc` (0 or 1).
+    skip: usize,
+    negate: bool,
+}
+
+impl BlockSizeUser for AddKeystream<'_> {
+    type BlockSize = U16;
+}
+
+impl BlockCipherEncClosure for AddKeystream<'_> {
+    #[inline(always)]
+    fn call<B: BlockCipherEncBackend<BlockSize = U16>>(self, backend: &B) {
+        let par = <B as ParBlocksSizeUser>::ParBlocksSize::USIZE;
+        let mut ks: ParBlocks<B> = Default::default();
+        let mut acc = self.acc;
+        let mut skip = self.skip;
+        let mut batches = self.counters.chunks_exact(par);
+        for batch in batches.by_ref() {
+            if let Ok(input) = <&ParBlocks<B>>::try_from(batch) {
+                backend.encrypt_par_blocks(InOut::from((input, &mut ks)));
+            }
+            acc = add_keystream(acc, keystream_bytes(&ks, par, skip), self.negate);
+            skip = 0;
+        }
+        let tail = batches.remainder();
+        if let Some(out) = ks.get_mut(..tail.len()) {
+            if let Ok(buf) = InOutBuf::new(tail, out) {
+                backend.encrypt_tail_blocks(buf);
+            }
+            add_keystream(acc, keystream_bytes(&ks, tail.len(), skip), self.negate);
+        }
+        Array::cast_slice_to_core_mut(&mut ks).as_flattened_mut().zeroize();
+    }
+}
+
+/// The first `blocks` keystream blocks of `ks` as bytes, less `skip` words.
+#[inline(always)]
+fn keystream_bytes(ks: &[Block], blocks: usize, skip: usize) -> &[u8] {
+    let blocks = ks.get(..blocks).unwrap_or_default();
+    Array::cast_slice_to_core(blocks).as_flattened().get(skip * 8..).unwrap_or_default()
+}
+
+/// Add (or subtract) the little-endian words of `ks` to the front of `acc`;
+/// returns the part of `acc` not reached.
+#[inline(always)]
+fn add_keystream<'a>(acc: &'a mut [u64], ks: &[u8], negate: bool) -> &'a mut [u64] {
+    let n = (ks.len() / 8).min(acc.len());
+    let (head, rest) = acc.split_at_mut(n);
+    let words = ks.chunks_exact(8).map(|w| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(w);
+        u64::from_le_bytes(a)
+    });
+    if negate {
+        for (a, w) in head.iter_mut().zip(words) {
+            *a = a.wrapping_sub(w);
+        }
+    } else {
+        for (a, w) in head.iter_mut().zip(words) {
+            *a = a.wrapping_add(w);
+        }
+    }
+    rest
 }
 
 /// Add every stream's next `acc.len()` words to `acc` (subtract for negated
@@ -144,23 +214,32 @@ pub fn apply_masks(acc: &mut [u64], streams: &mut [MaskStream]) {
     }
 }
 
-/// [`apply_masks`] on `acc`, writing each masked word little-endian to `out`
-/// in the same pass (the wire encoding of the masked vector).
-///
-/// Precondition: `out.len() == 8 · acc.len()`; otherwise only the words that
-/// fit in `out` are written (all of `acc` is still masked).
-pub fn mask_to_le_bytes(acc: &mut [u64], streams: &mut [MaskStream], out: &mut [u8]) {
+/// [`apply_masks`] on `acc`, appending each masked word little-endian to
+/// `out` in the same pass (the wire encoding of the masked vector). Nothing
+/// is written twice: `out` needs only capacity, not a zero-filled buffer.
+pub fn mask_to_le_bytes(acc: &mut [u64], streams: &mut [MaskStream], out: &mut Vec<u8>) {
+    mask_chunks(acc, streams, |bytes| out.extend_from_slice(bytes));
+}
+
+/// [`mask_to_le_bytes`] into a [`PayloadBuf`], whose
+/// [`PayloadBuf::extend_from_slice`] also hashes the payload for signing while
+/// the words are in cache.
+pub fn mask_into_payload(acc: &mut [u64], streams: &mut [MaskStream], out: &mut PayloadBuf) {
+    mask_chunks(acc, streams, |bytes| out.extend_from_slice(bytes));
+}
+
+/// Mask `acc` chunk by chunk and hand each masked chunk, little-endian, to `emit`.
+fn mask_chunks(acc: &mut [u64], streams: &mut [MaskStream], mut emit: impl FnMut(&[u8])) {
     let mut scratch = Scratch::new();
-    let mut out_chunks = out.chunks_mut(CHUNK * 8);
+    let mut bytes = [0u8; CHUNK * 8];
     for chunk in acc.chunks_mut(CHUNK) {
         for s in streams.iter_mut() {
             scratch.apply(chunk, s);
         }
-        if let Some(o) = out_chunks.next() {
-            for (b, w) in o.chunks_exact_mut(8).zip(chunk.iter()) {
-                b.copy_from_slice(&w.to_le_bytes());
-            }
+        for (b, w) in bytes.chunks_exact_mut(8).zip(chunk.iter()) {
+            b.copy_from_slice(&w.to_le_bytes());
         }
+        emit(bytes.get(..8 * chunk.len()).unwrap_or_default());
     }
 }
 
@@ -240,6 +319,23 @@ mod tests {
     }
 
     #[test]
+    fn matches_reference_at_every_batch_edge() {
+        // Lengths and offsets around the parallel batch sizes of the AES
+        // backends (8, 30 and 64 blocks) and the chunk size.
+        let key = Zeroizing::new([11u8; 16]);
+        let reference = ctr_reference(&key, 2 * CHUNK + 300);
+        for len in (1..=260).chain([CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK + 1]) {
+            for offset in [0usize, 1, 2, 3, 59, 60, 61, 127, 128, 129] {
+                let mut acc: Vec<u64> = (0..len as u64).collect();
+                apply_masks(&mut acc, &mut [MaskStream::new_at(&key, false, offset)]);
+                for (i, a) in acc.iter().enumerate() {
+                    assert_eq!(*a, (i as u64).wrapping_add(reference[offset + i]), "len {len} offset {offset} i {i}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn plus_and_minus_cancel_across_chunk_boundaries() {
         let key = Zeroizing::new([9u8; 16]);
         let orig: Vec<u64> = (0..(CHUNK as u64 * 2 + 5)).collect();
@@ -257,10 +353,17 @@ mod tests {
         let mut masked = orig.clone();
         apply_masks(&mut masked, &mut [MaskStream::new(&key, false)]);
         let mut acc = orig.clone();
-        let mut out = vec![0u8; 8 * acc.len()];
+        let mut out = b"pre".to_vec();
         mask_to_le_bytes(&mut acc, &mut [MaskStream::new(&key, false)], &mut out);
         assert_eq!(acc, masked);
-        let words: Vec<u64> = out.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(&out[..3], b"pre");
+        let words: Vec<u64> = out[3..].chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
         assert_eq!(words, masked);
+        // Into a payload buffer, hashed on the way: same bytes, same hash.
+        let mut acc = orig.clone();
+        let mut buf = PayloadBuf::with_capacity(8 * acc.len());
+        mask_into_payload(&mut acc, &mut [MaskStream::new(&key, false)], &mut buf);
+        assert_eq!(acc, masked);
+        assert_eq!(buf.as_slice(), &out[3..]);
     }
 }

@@ -3,7 +3,7 @@
 //! `+` when `u < v`, `−` otherwise, so pair masks cancel in the sum).
 
 use super::keys::{decrypt_share, mask_secret, pair_mask_key, self_mask_key, share_aad};
-use super::prg::{apply_masks, mask_to_le_bytes, MaskStream};
+use super::prg::{apply_masks, mask_into_payload, mask_to_le_bytes, MaskStream};
 use super::round1::{commitments_hash, Round1Secret};
 use super::{ForwardedShares, MaskedInput, SecAggParams};
 use crate::error::{SecAggError, ShamirError};
@@ -78,13 +78,14 @@ pub fn masked_input_payload<R: RngCore + CryptoRng>(
 ) -> Result<(Round2Secret, Vec<u8>), SecAggError> {
     let (next, mut streams) = check_and_key(state, forwarded, input.len(), rng).inspect_err(|_| input.zeroize())?;
     let mut payload = MaskedInput::payload_buffer(input.len());
-    mask_to_le_bytes(&mut input, &mut streams, payload.get_mut(4..).unwrap_or_default());
+    mask_to_le_bytes(&mut input, &mut streams, &mut payload);
     Ok((next, payload))
 }
 
 /// [`masked_input_payload`] writing the payload into a [`PayloadBuf`], so the
 /// site frames and signs it in place ([`PayloadBuf::seal`]) without moving
-/// the `8·m`-byte vector. `input` is overwritten with the masked words and
+/// the `8·m`-byte vector; the payload is hashed for the signature in the
+/// masking pass, 16 KiB at a time. `input` is overwritten with the masked words and
 /// dropped. Same errors.
 pub fn masked_input_buf<R: RngCore + CryptoRng>(
     state: Round1Secret,
@@ -93,12 +94,9 @@ pub fn masked_input_buf<R: RngCore + CryptoRng>(
     rng: &mut R,
 ) -> Result<(Round2Secret, PayloadBuf), SecAggError> {
     let (next, mut streams) = check_and_key(state, forwarded, input.len(), rng).inspect_err(|_| input.zeroize())?;
-    let mut buf = PayloadBuf::zeroed(4 + 8 * input.len());
-    let payload = buf.as_mut_slice();
-    if let Some(prefix) = payload.get_mut(..4) {
-        prefix.copy_from_slice(&(input.len() as u32).to_be_bytes());
-    }
-    mask_to_le_bytes(&mut input, &mut streams, payload.get_mut(4..).unwrap_or_default());
+    let mut buf = PayloadBuf::with_capacity(4 + 8 * input.len());
+    buf.extend_from_slice(&(input.len() as u32).to_be_bytes());
+    mask_into_payload(&mut input, &mut streams, &mut buf);
     Ok((next, buf))
 }
 

@@ -62,6 +62,13 @@ impl CoordinatorStudy {
         self.he.key.as_ref().map(|(h, _)| h.as_slice())
     }
 
+    /// The digest of the study's collective key once the key set-up finished (every holder
+    /// confirmed it): persist it with the encrypted rounds, so a later release is offered for
+    /// the key the round was encrypted under (`he_release::ReleaseInputs::key_digest`).
+    pub fn he_key_digest(&self) -> Option<[u8; 32]> {
+        self.he.key.as_ref().map(|(_, d)| *d)
+    }
+
     fn he_context(&mut self) -> Result<HeContext, String> {
         if self.he.ctx.is_none() {
             self.he.ctx = Some(crate::he_site::context().map_err(|e| e.to_string())?);

@@ -1,6 +1,7 @@
 //! The site machine's part in co-signing the coordinator's audit-log head: check that the
-//! document extends the head this site co-signed last, persist the new head, then commit with
-//! FROST (the signature share follows through the release's `frost/1` request step).
+//! document extends the head this site co-signed last and that every covered entry's log line
+//! recomputes to the stated chain, persist the new head, then commit with FROST (the signature
+//! share follows through the release's `frost/1` request step).
 
 use rand::rngs::OsRng;
 use seh_crypto::frost;
@@ -9,7 +10,7 @@ use serde_json::json;
 
 use super::{audit, AuditKind, SiteMachine, SiteOutput, Stage};
 use crate::error::ProtocolError;
-use crate::log_head::{HeadDocument, HeadRef, HeadSignStart};
+use crate::log_head::{HeadRef, HeadSignStart};
 use crate::messages::{self, frost_step};
 
 impl SiteMachine {
@@ -35,9 +36,8 @@ impl SiteMachine {
         out: &mut Vec<SiteOutput>,
     ) -> Result<(), ProtocolError> {
         let start: HeadSignStart = messages::from_payload("head sign start", &env.payload)?;
-        let doc = HeadDocument::from_json(&start.document)?;
-        doc.check_extends(&self.fed.name, self.cosigned_head.as_ref())
-            .map_err(|r| ProtocolError::invalid("coordinator log head", "chain", format!("refused to co-sign: {r}")))?;
+        // Extends this site's last head, and every covered entry recomputes from its log line.
+        let doc = start.check(&self.fed.name, &self.fed.coordinator_key, self.cosigned_head.as_ref())?;
         out.push(audit(
             AuditKind::Request,
             study_id,

@@ -1,0 +1,390 @@
+//! Release from the coordinator's encrypted store, later (`aggregation = "he"`): the coordinator
+//! re-adds the stored ciphertexts of one encrypted round ([`crate::he_coord::reaggregate`]),
+//! offers the release to the study's key holders, and collects flooded decryption shares from
+//! any `t` that accept — the other sites may be offline. Plain state machine, no I/O.
+//!
+//! Steps (`ProtocolId::ThresholdBfv`, one fresh session round per release):
+//! 1. coordinator → every candidate holder: [`step::RELEASE_OFFER`] with [`HeReleaseOffer`];
+//! 2. holder → coordinator: [`step::RELEASE_ANSWER`] with [`HeReleaseAnswer`] — its policy
+//!    decides (re-applied to the signed study), it checks its key and decryption budget, and
+//!    audits; a refusal names its reason;
+//! 3. coordinator → `t` accepting holders: [`step::SHARE_REQUEST`] for the sum;
+//! 4. holder → coordinator: [`step::DECRYPTION_SHARE`] (flooded; the holder persists its budget
+//!    counter before it leaves). A decryptor that fails is replaced by another accepting holder
+//!    in one more request.
+//!
+//! **Key switch to the researcher** ([`ReleaseInputs::target`]): the offer names the digest of the
+//! researcher's BFV public key, the share request carries the key itself, and the holders answer
+//! with flooded *public-key-switching* shares (same budget charge as a decryption share). The
+//! coordinator combines them into a ciphertext under the researcher's key
+//! ([`ReleaseStep::Switched`]); it never holds the plaintext. The researcher decrypts it locally
+//! and applies the disclosure control itself ([`decrypt_switched`]).
+//!
+//! Only descriptive studies are released this way (their encrypted round is the final result,
+//! finished with the same disclosure control as the live release); a model study's rounds are
+//! intermediate sums that sites refuse to release alone.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use seh_crypto::he::{DecryptionShare, HeContext, HeVector, ResearcherKey, ResearcherPublicKey};
+use seh_crypto::wire::{PartyId, ProtocolId, SessionGuard, SessionId, SigningKey};
+use serde::{Deserialize, Serialize};
+
+use crate::coordinator::Outbound;
+use crate::error::ProtocolError;
+use crate::federation::Federation;
+use crate::he_wire::{he_error, step};
+use crate::messages;
+use crate::spec::{Analysis, SignedStudy};
+
+/// Offer of a release from the encrypted store (coordinator → holder).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeReleaseOffer {
+    /// The study (each holder re-applies its policy).
+    pub study: SignedStudy,
+    /// The stored encrypted round.
+    pub round: u32,
+    /// The sites whose ciphertexts are summed (party ids, ascending): every stored one.
+    pub sites: Vec<u32>,
+    /// Ciphertexts in the sum (what one decryption share charges to the budget).
+    pub ciphertexts: u32,
+    /// Digest (hex) of the collective key the round was encrypted under.
+    pub key_digest: String,
+    /// For a key switch: the digest (hex, `ResearcherPublicKey::digest`) of the researcher's BFV
+    /// public key the result is switched to; absent for a decryption to the coordinator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_researcher_key: Option<String>,
+}
+
+/// A holder's answer to a [`HeReleaseOffer`].
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeReleaseAnswer {
+    /// True: the holder will give a decryption share.
+    pub accept: bool,
+    /// Why not (empty when accepted); never a value or a key.
+    pub reason: String,
+}
+
+/// What a release asks the runtime to do next.
+#[derive(Debug)]
+pub enum ReleaseStep {
+    /// Send these and wait for the parties of [`Release::waiting_for`].
+    Send(Vec<Outbound>),
+    /// The decrypted sum (two's-complement words, as the live round gives them).
+    Done {
+        /// The sum of the stored round.
+        sum: Vec<u64>,
+        /// The holders whose shares decrypted it.
+        decryptors: Vec<PartyId>,
+    },
+    /// A key switch: the sum as a ciphertext under the researcher's key (`HeVector` bytes);
+    /// only the researcher's secret key decrypts it ([`decrypt_switched`]).
+    Switched {
+        /// `HeVector::to_bytes` of the switched sum.
+        ciphertext: Vec<u8>,
+        /// The holders whose key-switching shares made it.
+        decryptors: Vec<PartyId>,
+    },
+}
+
+enum Stage {
+    Offer(BTreeMap<PartyId, HeReleaseAnswer>),
+    Shares {
+        willing: Vec<PartyId>,
+        decryptors: Vec<PartyId>,
+        shares: BTreeMap<PartyId, DecryptionShare>,
+        failed: BTreeSet<PartyId>,
+        requests: u32,
+    },
+    Done,
+}
+
+/// One release from the encrypted store.
+pub struct Release {
+    ctx: HeContext,
+    fed: Arc<Federation>,
+    key: SigningKey,
+    session: SessionId,
+    threshold: usize,
+    candidates: Vec<PartyId>,
+    agg: HeVector,
+    target: Option<ResearcherPublicKey>,
+    guard: SessionGuard,
+    stage: Stage,
+    refusals: BTreeMap<PartyId, String>,
+}
+
+impl std::fmt::Debug for Release {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Release").field("session", &self.session).finish_non_exhaustive()
+    }
+}
+
+/// Inputs of [`Release::start`].
+#[derive(Debug)]
+pub struct ReleaseInputs<'a> {
+    /// The signed study (descriptive, `aggregation = "he"`).
+    pub study: &'a SignedStudy,
+    /// A fresh session of the study: its round must exceed every round the study used.
+    pub session: SessionId,
+    /// The stored round.
+    pub round: u32,
+    /// The stored ciphertexts of that round, `(site, HeVector bytes)` (all of them are summed).
+    pub items: &'a [(PartyId, Vec<u8>)],
+    /// Digest of the collective key the round was encrypted under.
+    pub key_digest: [u8; 32],
+    /// Holders to ask (the study's accepting sites).
+    pub candidates: &'a [PartyId],
+    /// `Some`: switch the result to this researcher public key instead of decrypting it.
+    pub target: Option<&'a ResearcherPublicKey>,
+}
+
+impl Release {
+    /// Re-adds the stored ciphertexts and offers the release to every candidate.
+    ///
+    /// Errors: a study that is not a descriptive `he` study, fewer than `t` stored ciphertexts
+    /// or candidates, a stored ciphertext that does not parse (naming its site).
+    pub fn start(
+        fed: Arc<Federation>,
+        key: SigningKey,
+        inputs: ReleaseInputs<'_>,
+    ) -> Result<(Release, Vec<Outbound>), ProtocolError> {
+        let spec = inputs.study.unverified_spec()?;
+        if !matches!(spec.analysis, Analysis::Describe(_)) {
+            return Err(ProtocolError::invalid(
+                "release from the encrypted store",
+                "analysis",
+                "only descriptive studies are released from the store (model rounds are intermediate sums)",
+            ));
+        }
+        if spec.aggregation != crate::spec::Aggregation::He {
+            return Err(ProtocolError::invalid("release from the encrypted store", "aggregation", "not `he`"));
+        }
+        let t = spec.threshold as usize;
+        if inputs.items.len() < t || inputs.candidates.len() < t {
+            return Err(ProtocolError::invalid(
+                "release from the encrypted store",
+                "sites",
+                format!("{} stored ciphertexts and {} holders; t = {t}", inputs.items.len(), inputs.candidates.len()),
+            ));
+        }
+        let ctx = crate::he_site::context()?;
+        let agg = crate::he_coord::reaggregate(&ctx, inputs.items, None)?;
+        let offer = HeReleaseOffer {
+            study: inputs.study.clone(),
+            round: inputs.round,
+            sites: inputs.items.iter().map(|(p, _)| p.0).collect(),
+            ciphertexts: agg.ciphertexts() as u32,
+            key_digest: crate::hex::encode(&inputs.key_digest),
+            to_researcher_key: inputs.target.map(|k| crate::hex::encode(&k.digest(&ctx))),
+        };
+        let mut candidates = inputs.candidates.to_vec();
+        candidates.sort();
+        candidates.dedup();
+        let r = Release {
+            ctx,
+            fed,
+            key,
+            session: inputs.session,
+            threshold: t,
+            candidates: candidates.clone(),
+            agg,
+            target: inputs.target.cloned(),
+            guard: SessionGuard::new(inputs.session, 8),
+            stage: Stage::Offer(BTreeMap::new()),
+            refusals: BTreeMap::new(),
+        };
+        let payload = messages::to_payload(&offer);
+        let out = candidates
+            .iter()
+            .map(|p| r.outbound(*p, step::RELEASE_OFFER, payload.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((r, out))
+    }
+
+    fn outbound(&self, to: PartyId, step: u8, payload: Vec<u8>) -> Result<Outbound, ProtocolError> {
+        let bytes =
+            messages::seal(&self.key, ProtocolId::ThresholdBfv, step, PartyId::COORDINATOR, to, self.session, payload)?;
+        Ok(Outbound {
+            to,
+            round: self.session.round,
+            kind: messages::kind_label(ProtocolId::ThresholdBfv, step),
+            bytes,
+        })
+    }
+
+    /// The session of this release.
+    pub fn session(&self) -> SessionId {
+        self.session
+    }
+
+    /// Holders that refused, with their reasons.
+    pub fn refusals(&self) -> &BTreeMap<PartyId, String> {
+        &self.refusals
+    }
+
+    /// The parties whose message the current step waits for.
+    pub fn waiting_for(&self) -> Vec<PartyId> {
+        match &self.stage {
+            Stage::Offer(answers) => self.candidates.iter().filter(|p| !answers.contains_key(p)).copied().collect(),
+            Stage::Shares { decryptors, shares, .. } => {
+                decryptors.iter().filter(|p| !shares.contains_key(p)).copied().collect()
+            }
+            Stage::Done => Vec::new(),
+        }
+    }
+
+    /// Takes a signed envelope from site `from` (the transport-authenticated sender). Errors name
+    /// `from`: a bad signature, another session, a replay, a message of another step, a share
+    /// that does not parse.
+    pub fn receive(&mut self, from: PartyId, bytes: &[u8]) -> Result<(), ProtocolError> {
+        let env = messages::open(bytes, self.fed.roster())?;
+        let unexpected = |reason: &str| ProtocolError::Unexpected { party: from, reason: reason.to_owned() };
+        if env.sender != from || env.recipient != PartyId::COORDINATOR {
+            return Err(unexpected("message not from its transport sender or not for the coordinator"));
+        }
+        self.guard.check(&env)?;
+        if env.protocol != ProtocolId::ThresholdBfv {
+            return Err(unexpected("not a threshold-HE message"));
+        }
+        match &mut self.stage {
+            Stage::Offer(answers) if env.step == step::RELEASE_ANSWER && self.candidates.contains(&from) => {
+                let a: HeReleaseAnswer = messages::from_payload("release answer", &env.payload)?;
+                if !a.accept {
+                    self.refusals.insert(from, a.reason.chars().take(300).collect());
+                }
+                answers.insert(from, a);
+                Ok(())
+            }
+            Stage::Shares { decryptors, shares, .. } if env.step == step::DECRYPTION_SHARE => {
+                if !decryptors.contains(&from) {
+                    return Err(unexpected("decryption share from a party that was not asked"));
+                }
+                let share = DecryptionShare::from_bytes(&self.ctx, &env.payload, from).map_err(he_error)?;
+                shares.insert(from, share);
+                Ok(())
+            }
+            _ => Err(unexpected("release message out of order")),
+        }
+    }
+
+    /// Closes the current step (all answered, or the runtime's timeout): after the offer, asks
+    /// the first `t` accepting holders for shares; after the shares, decrypts, or asks again
+    /// without a failed decryptor. Errors when fewer than `t` holders accept or can decrypt
+    /// (naming the refusals).
+    pub fn close(&mut self) -> Result<ReleaseStep, ProtocolError> {
+        let t = self.threshold;
+        let fail = |reason: String| ProtocolError::invalid("release from the encrypted store", "holders", reason);
+        match std::mem::replace(&mut self.stage, Stage::Done) {
+            Stage::Offer(answers) => {
+                let willing: Vec<PartyId> = answers.iter().filter(|(_, a)| a.accept).map(|(p, _)| *p).collect();
+                if willing.len() < t {
+                    return Err(fail(format!(
+                        "{} of the t = {t} holders needed accepted{}",
+                        willing.len(),
+                        self.refusal_text()
+                    )));
+                }
+                let decryptors = willing[..t].to_vec();
+                self.request(willing, decryptors, BTreeSet::new(), 0)
+            }
+            Stage::Shares { willing, decryptors, shares, mut failed, requests } => {
+                if decryptors.iter().all(|p| shares.contains_key(p)) {
+                    let list: Vec<DecryptionShare> = decryptors.iter().filter_map(|p| shares.get(p).cloned()).collect();
+                    if self.target.is_some() {
+                        let switched = self.agg.key_switch(&self.ctx, &decryptors, &list).map_err(he_error)?;
+                        let ciphertext = switched.to_bytes(&self.ctx).map_err(he_error)?;
+                        return Ok(ReleaseStep::Switched { ciphertext, decryptors });
+                    }
+                    let values = self.agg.threshold_decrypt(&self.ctx, &decryptors, &list).map_err(he_error)?;
+                    let sum = values.into_iter().map(|v| v as u64).collect();
+                    return Ok(ReleaseStep::Done { sum, decryptors });
+                }
+                failed.extend(decryptors.iter().filter(|p| !shares.contains_key(p)));
+                let mut next: Vec<PartyId> = decryptors.iter().filter(|p| shares.contains_key(p)).copied().collect();
+                let others: Vec<PartyId> =
+                    willing.iter().filter(|p| !failed.contains(p) && !next.contains(p)).copied().collect();
+                next.extend(others);
+                if requests >= crate::he_coord::MAX_REQUESTS || next.len() < t {
+                    let names: Vec<String> = failed.iter().map(|p| p.to_string()).collect();
+                    return Err(fail(format!(
+                        "fewer than t = {t} accepting holders gave a decryption share (failed: {})",
+                        names.join(", ")
+                    )));
+                }
+                next.truncate(t);
+                next.sort();
+                self.request(willing, next, failed, requests)
+            }
+            Stage::Done => Err(fail("the release is finished".into())),
+        }
+    }
+
+    fn refusal_text(&self) -> String {
+        if self.refusals.is_empty() {
+            return String::new();
+        }
+        let list: Vec<String> = self.refusals.iter().map(|(p, r)| format!("party {p}: {r}")).collect();
+        format!(" (refused — {})", list.join("; "))
+    }
+
+    fn request(
+        &mut self,
+        willing: Vec<PartyId>,
+        decryptors: Vec<PartyId>,
+        failed: BTreeSet<PartyId>,
+        requests: u32,
+    ) -> Result<ReleaseStep, ProtocolError> {
+        let req = match &self.target {
+            Some(k) => self.agg.key_switch_request(&decryptors, k),
+            None => self.agg.decrypt_request(&decryptors),
+        };
+        let payload = req.to_bytes(&self.ctx);
+        let out = decryptors
+            .iter()
+            .map(|p| self.outbound(*p, step::SHARE_REQUEST, payload.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.stage = Stage::Shares { willing, decryptors, shares: BTreeMap::new(), failed, requests: requests + 1 };
+        Ok(ReleaseStep::Send(out))
+    }
+}
+
+/// Finishes a released descriptive sum exactly as the live release does (means, variances,
+/// histograms, and the sites' minimum cell count applied): the result the researcher receives.
+///
+/// Errors: a study that is not descriptive, or a sum that does not fit the study's layout.
+pub fn describe_result(
+    study: &SignedStudy,
+    sum: &[u64],
+    min_cell_count: u64,
+) -> Result<crate::describe::DescribeResult, ProtocolError> {
+    let spec = study.unverified_spec()?;
+    let Analysis::Describe(d) = &spec.analysis else {
+        return Err(ProtocolError::invalid("release from the encrypted store", "analysis", "not descriptive"));
+    };
+    crate::policy::release_describe(&spec, d, sum, min_cell_count)
+}
+
+/// The researcher's side of a key-switched release: decrypts `ciphertext` (the
+/// [`ReleaseStep::Switched`] bytes) with the researcher's secret `key` and finishes the sum as
+/// [`describe_result`] does, applying `min_cell_count` (the sites' minimum cell count, as the
+/// coordinator reports it) exactly as the plain release does.
+///
+/// Errors: a ciphertext that does not parse or is of another parameter set, or a study that is not
+/// descriptive or does not fit the sum. A ciphertext switched to *another* researcher key cannot
+/// be detected here (it decrypts to noise); callers compare the key digest first.
+pub fn decrypt_switched(
+    study: &SignedStudy,
+    ciphertext: &[u8],
+    key: &ResearcherKey,
+    min_cell_count: u64,
+) -> Result<crate::describe::DescribeResult, ProtocolError> {
+    let ctx = crate::he_site::context()?;
+    let ct = HeVector::from_bytes(&ctx, ciphertext, Some(PartyId::COORDINATOR)).map_err(he_error)?;
+    let values = key.decrypt(&ct).map_err(he_error)?;
+    let sum: Vec<u64> = values.into_iter().map(|v| v as u64).collect();
+    describe_result(study, &sum, min_cell_count)
+}

@@ -1,0 +1,534 @@
+//! Threshold-HE key durability and release from the encrypted store, in memory:
+//! * a site restarted between the key set-up and decryption (its machine rebuilt from the key
+//!   records it asked to persist, round-tripped through bytes) still decrypts exactly;
+//! * the decryption-budget counter survives a restart, and an exhausted budget refuses;
+//! * an altered key record is refused;
+//! * a stored encrypted round is released later by any t = 3 of n = 5 holders with two offline,
+//!   each holder deciding by its policy, charging and persisting its budget; a release over
+//!   another set of sites, and one without enough budget, is refused with a named reason;
+//! * the same round key-switched to the researcher's key (t = 3 of 5, two offline) decrypts with
+//!   that key to the numbers of the plain release, not with another key; the coordinator only
+//!   ever holds ciphertext; holders refuse a switch to a key other than the one offered.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use seh_crypto::he::{HeVector, ResearcherKey, ResearcherPublicKey};
+use seh_crypto::wire::{PartyId, SessionId, SigningKey};
+use seh_policy::consent::ConsentRegistry;
+use seh_policy::policy::{open_policy_toml, AnalysisKind};
+use seh_protocol::coordinator::{Action, Checkpoint, CoordinatorStudy, Outbound};
+use seh_protocol::federation::Federation;
+use seh_protocol::he_keyrec::HeKeyRecord;
+use seh_protocol::he_release::{decrypt_switched, describe_result, Release, ReleaseInputs, ReleaseStep};
+use seh_protocol::policy::{SiteGovernance, SitePolicy};
+use seh_protocol::release::ReleaseDocument;
+use seh_protocol::site::{AuditKind, SiteMachine, SiteOutput};
+use seh_protocol::spec::{Aggregation, Analysis, DescribeSpec, HistogramSpec, SignedStudy, StudySpec};
+use seh_protocol::{hex, setup};
+use seh_stats::DataFrame;
+
+const STUDY: &str = "00112233445566778899aabbccddeeff";
+
+type Factory = Box<dyn Fn() -> SiteMachine>;
+
+struct World {
+    fed: Arc<Federation>,
+    coordinator_key: SigningKey,
+    sites: BTreeMap<PartyId, SiteMachine>,
+    make: BTreeMap<PartyId, Factory>,
+    /// The last key record each site asked to persist (as bytes, as a node would keep them).
+    records: BTreeMap<PartyId, Vec<u8>>,
+    /// A site restarted with this decryption-budget counter (instead of its own).
+    exhaust: Option<(PartyId, u64)>,
+    /// Reasons of the messages sites rejected.
+    rejected: Vec<(PartyId, String)>,
+    study: SignedStudy,
+}
+
+fn small_data(i: usize) -> DataFrame {
+    let n = 20 + 3 * i;
+    let x: Vec<f64> = (0..n).map(|k| ((k * 7 + i * 13) % 50) as f64 * 1.5 + i as f64).collect();
+    let y: Vec<f64> = (0..n).map(|k| if k % 5 == 0 { f64::NAN } else { (k as f64).sqrt() - i as f64 }).collect();
+    DataFrame::from_columns(vec![("x", x), ("y", y)]).unwrap()
+}
+
+fn describe() -> Analysis {
+    Analysis::Describe(DescribeSpec {
+        columns: vec!["x".into(), "y".into()],
+        histograms: vec![HistogramSpec { column: "x".into(), lo: 0.0, hi: 80.0, bins: 8 }],
+    })
+}
+
+fn world(n: usize, t: u32, aggregation: Aggregation) -> World {
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let names: Vec<String> = (0..n).map(|i| format!("site-{i}")).collect();
+    let (file, secrets) =
+        setup::generate("test", "coordinator", &names, &["alice".into()], t as u16, &mut rng).unwrap();
+    let fed = Arc::new(Federation::from_file(file).unwrap());
+    let alice = &secrets.researchers["alice"];
+    let researchers = [("alice".to_owned(), hex::encode(alice.verifying_key().as_bytes()))];
+    let text = open_policy_toml(&researchers, &[AnalysisKind::Descriptive, AnalysisKind::Cox], 3);
+    let policy = SitePolicy::from_toml_str(&text, "test policy").unwrap();
+    let (mut sites, mut make) = (BTreeMap::new(), BTreeMap::new());
+    for (i, name) in names.iter().enumerate() {
+        let (key, share) = secrets.sites[name].clone();
+        let (fed2, policy, name2) = (fed.clone(), policy.clone(), name.clone());
+        let factory: Factory = Box::new(move || {
+            let gov = SiteGovernance::new(
+                policy.clone(),
+                ConsentRegistry::new(policy.consent().regime),
+                None,
+                None,
+                Box::new(|| seh_policy::Date::new(2025, 1, 1).unwrap()),
+            );
+            SiteMachine::new(fed2.clone(), &name2, key.clone(), share.clone(), gov, small_data(i), BTreeMap::new())
+                .unwrap()
+        });
+        let m = factory();
+        make.insert(m.party(), factory);
+        sites.insert(m.party(), m);
+    }
+    let spec = StudySpec {
+        study_id: STUDY.into(),
+        researcher: "alice".into(),
+        analysis: describe(),
+        sites: names,
+        threshold: t,
+        aggregation,
+        purpose: "HRESCH".into(),
+        dp_epsilon: None,
+        dp_delta: None,
+    };
+    let study = SignedStudy::sign(&spec, alice).unwrap();
+    World {
+        fed,
+        coordinator_key: secrets.coordinator,
+        sites,
+        make,
+        records: BTreeMap::new(),
+        exhaust: None,
+        rejected: Vec::new(),
+        study,
+    }
+}
+
+impl World {
+    /// Delivers `bytes` to site `to`; keeps its key records; returns what it sends and its audit.
+    fn deliver(&mut self, to: PartyId, bytes: &[u8]) -> (Vec<(String, Vec<u8>)>, Vec<SiteOutput>) {
+        let Some(site) = self.sites.get_mut(&to) else { return (Vec::new(), Vec::new()) };
+        let out = site.handle(bytes);
+        let mut sent = Vec::new();
+        for o in &out {
+            match o {
+                SiteOutput::Send { kind, bytes, .. } => sent.push((kind.clone(), bytes.clone())),
+                SiteOutput::RecordHeKey(rec) => {
+                    // Persisted before any message that follows it in the output list.
+                    assert!(sent.is_empty(), "a key record must be persisted before the message it guards");
+                    self.records.insert(to, rec.to_bytes().to_vec());
+                }
+                SiteOutput::Audit(a) if a.kind == AuditKind::Rejected => {
+                    self.rejected.push((to, a.details["reason"].as_str().unwrap_or_default().to_owned()));
+                }
+                _ => {}
+            }
+        }
+        (sent, out)
+    }
+
+    /// Rebuilds site `p` from its factory and the key record it persisted (a node restart).
+    fn restart(&mut self, p: PartyId) {
+        if let Some((q, used)) = self.exhaust {
+            if q == p {
+                let patched = set_used(&self.records[&p], used);
+                self.records.insert(p, patched);
+            }
+        }
+        let recs: Vec<HeKeyRecord> =
+            self.records.get(&p).map(|b| HeKeyRecord::from_bytes(b).unwrap()).into_iter().collect();
+        let m = (self.make[&p])().with_he_keys(recs).unwrap();
+        self.sites.insert(p, m);
+    }
+}
+
+struct Finished {
+    doc: ReleaseDocument,
+    study: CoordinatorStudy,
+    cp: Checkpoint,
+}
+
+/// Runs the study; after site `restart.0` sends a message of kind `restart.1` it is restarted.
+fn run(w: &mut World, restart: Option<(PartyId, &str)>) -> Finished {
+    let (mut study, first) =
+        CoordinatorStudy::resume(w.fed.clone(), w.coordinator_key.clone(), w.study.clone(), Checkpoint::default())
+            .unwrap();
+    let mut queue: VecDeque<Action> = first.into();
+    let (mut last, mut restarted, mut logs) = (None, false, Vec::new());
+    for _ in 0..1000 {
+        while let Some(a) = queue.pop_front() {
+            match a {
+                Action::Checkpoint(cp) => last = Some(*cp),
+                Action::Finished => {
+                    let cp = last.clone().unwrap();
+                    let release = cp.release.clone().unwrap_or_else(|| panic!("{:?} {logs:#?}", cp.failure));
+                    let doc = release.verify(&w.fed.group_key()).unwrap();
+                    return Finished { doc, study, cp };
+                }
+                Action::Log(l) => logs.push(l),
+                Action::Send(o) => {
+                    let (sent, _) = w.deliver(o.to, &o.bytes);
+                    for (kind, bytes) in sent {
+                        queue.extend(study.receive(o.to, &bytes));
+                        if !restarted && restart.is_some_and(|(p, k)| p == o.to && k == kind) {
+                            w.restart(o.to);
+                            restarted = true;
+                        }
+                    }
+                }
+            }
+        }
+        queue.extend(study.timeout());
+    }
+    panic!("the study did not finish: {logs:#?}");
+}
+
+/// Sets the decryption-budget counter inside a key record (the key share's `used` field).
+fn set_used(record: &[u8], used: u64) -> Vec<u8> {
+    let mut rec = HeKeyRecord::from_bytes(record).unwrap();
+    let ks = rec.key_share.to_vec();
+    // `ThresholdKeyShare::to_bytes`: magic 8, fingerprint 32, me 4, threshold 4, n 4, holders 4n, used 8.
+    let n = u32::from_be_bytes(ks[48..52].try_into().unwrap()) as usize;
+    let at = 52 + 4 * n;
+    let mut ks = ks;
+    ks[at..at + 8].copy_from_slice(&used.to_be_bytes());
+    rec.key_share = ks.into();
+    rec.to_bytes().to_vec()
+}
+
+fn budget(w: &World, p: PartyId) -> u64 {
+    w.sites[&p].he_budget_used(STUDY).unwrap()
+}
+
+#[test]
+fn sites_restarted_after_key_set_up_or_after_contributing_still_decrypt_exactly() {
+    let want = run(&mut world(3, 2, Aggregation::Secagg), None).doc.result;
+    // Site 1 restarts right after confirming the key (before any round) …
+    let mut w = world(3, 2, Aggregation::He);
+    let got = run(&mut w, Some((PartyId(1), "he/16")));
+    assert_eq!(got.doc.result, want);
+    // … or right after sending its encrypted contribution, before the share request (it is the
+    // first decryptor, so its share — from the restored key share — is in the result).
+    let mut w = world(3, 2, Aggregation::He);
+    let got = run(&mut w, Some((PartyId(1), "he/0")));
+    assert_eq!(got.doc.result, want);
+    assert!(budget(&w, PartyId(1)) >= 1, "the restored share produced the decryption share");
+}
+
+#[test]
+fn the_budget_counter_survives_a_restart_and_an_exhausted_budget_refuses() {
+    let mut w = world(3, 2, Aggregation::He);
+    let want = run(&mut w, None).doc.result;
+    let used = budget(&w, PartyId(1));
+    assert!(used >= 1);
+    w.restart(PartyId(1));
+    assert_eq!(budget(&w, PartyId(1)), used, "the counter did not restart at zero");
+    // Site 1 (the first decryptor) restarts after contributing with a counter at the parameter
+    // set's maximum: it refuses the share request, naming the reason; the coordinator asks the
+    // next contributor and the result is still exact.
+    let allowed = seh_protocol::he_site::context().unwrap().params().max_decryptions();
+    let mut w = world(3, 2, Aggregation::He);
+    w.exhaust = Some((PartyId(1), allowed));
+    let got = run(&mut w, Some((PartyId(1), "he/0")));
+    assert_eq!(got.doc.result, want);
+    assert_eq!(budget(&w, PartyId(1)), allowed, "no share was produced beyond the budget");
+    let named = w.rejected.iter().any(|(p, r)| *p == PartyId(1) && r.contains("decryption budget exhausted"));
+    assert!(named, "{:#?}", w.rejected);
+}
+
+#[test]
+fn altered_or_foreign_key_records_are_refused() {
+    let mut w = world(3, 2, Aggregation::He);
+    run(&mut w, None);
+    let good = HeKeyRecord::from_bytes(&w.records[&PartyId(1)]).unwrap();
+    let site = |p: u32| (w.make[&PartyId(p)])();
+    // Another site's record.
+    let e = site(2).with_he_keys(vec![good.clone()]).unwrap_err().to_string();
+    assert!(e.contains("belongs to party 1"), "{e}");
+    // A public-key share altered: the collective key no longer matches the confirmed digest.
+    let mut bad = good.clone();
+    bad.pk_shares[1].1[100] ^= 1;
+    let e = site(1).with_he_keys(vec![bad]).unwrap_err().to_string();
+    assert!(e.contains("confirmed collective key") && e.contains(STUDY), "{e}");
+    // A truncated key share.
+    let mut bad = good.clone();
+    let len = bad.key_share.len();
+    bad.key_share.truncate(len - 3);
+    assert!(site(1).with_he_keys(vec![bad]).is_err());
+    // A record filed under another study.
+    let mut bad = good;
+    bad.study_id = "ffffffffffffffffffffffffffffffff".into();
+    assert!(site(1).with_he_keys(vec![bad]).is_err());
+}
+
+/// Drives a release: delivers to every site not in `down`, closes each step (as a timeout would).
+fn release(w: &mut World, r: Release, first: Vec<Outbound>, down: &[PartyId]) -> Result<Vec<u64>, String> {
+    match release_any(w, r, first, down)? {
+        Ok(sum) => Ok(sum),
+        Err(_) => Err("a key-switched result where a decryption was asked".into()),
+    }
+}
+
+/// [`release`] for either kind: `Ok(sum)` for a decryption, `Err(ciphertext)` for a key switch.
+#[allow(clippy::type_complexity)]
+fn release_any(
+    w: &mut World,
+    mut r: Release,
+    first: Vec<Outbound>,
+    down: &[PartyId],
+) -> Result<Result<Vec<u64>, Vec<u8>>, String> {
+    let mut out = first;
+    for _ in 0..4 {
+        for o in std::mem::take(&mut out) {
+            if down.contains(&o.to) {
+                continue;
+            }
+            let (sent, _) = w.deliver(o.to, &o.bytes);
+            for (_, bytes) in sent {
+                r.receive(o.to, &bytes).map_err(|e| e.to_string())?;
+            }
+        }
+        match r.close().map_err(|e| e.to_string())? {
+            ReleaseStep::Send(next) => out = next,
+            ReleaseStep::Done { sum, decryptors } => {
+                assert!(decryptors.iter().all(|p| !down.contains(p)));
+                return Ok(Ok(sum));
+            }
+            ReleaseStep::Switched { ciphertext, decryptors } => {
+                assert!(decryptors.iter().all(|p| !down.contains(p)));
+                return Ok(Err(ciphertext));
+            }
+        }
+    }
+    Err("the release did not finish".into())
+}
+
+fn start(w: &World, f: &Finished, round: u32, items: &[(PartyId, Vec<u8>)]) -> (Release, Vec<Outbound>) {
+    start_to(w, f, round, items, None)
+}
+
+fn start_to(
+    w: &World,
+    f: &Finished,
+    round: u32,
+    items: &[(PartyId, Vec<u8>)],
+    target: Option<&ResearcherPublicKey>,
+) -> (Release, Vec<Outbound>) {
+    let candidates: Vec<PartyId> = f.cp.decided.as_ref().unwrap().accepted.iter().map(|p| PartyId(*p)).collect();
+    let session = SessionId { study: w.study.unverified_spec().unwrap().id().unwrap(), round };
+    let stored_round = f.study.he_store_encoded().unwrap().0;
+    Release::start(
+        w.fed.clone(),
+        w.coordinator_key.clone(),
+        ReleaseInputs {
+            study: &w.study,
+            session,
+            round: stored_round,
+            items,
+            key_digest: f.study.he_key_digest().unwrap(),
+            candidates: &candidates,
+            target,
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_stored_round_is_released_later_by_any_t_of_n_holders_with_two_offline() {
+    let mut w = world(5, 3, Aggregation::He);
+    let f = run(&mut w, None);
+    let (_, items) = f.study.he_store_encoded().unwrap();
+    assert_eq!(items.len(), 5);
+    // Every node restarts (key shares from their records); sites 1 and 3 stay offline.
+    for p in 1..=5 {
+        w.restart(PartyId(p));
+    }
+    let down = [PartyId(1), PartyId(3)];
+    let before: BTreeMap<u32, u64> = [2, 4, 5].iter().map(|p| (*p, budget(&w, PartyId(*p)))).collect();
+    let (r, first) = start(&w, &f, f.cp.round + 1, &items);
+    let sum = release(&mut w, r, first, &down).unwrap();
+    let min_cell = f.cp.decided.as_ref().unwrap().min_cell_count;
+    let got = describe_result(&w.study, &sum, min_cell).unwrap();
+    assert_eq!(got, f.doc.result, "the later release equals the live one");
+    // The three decryptors charged their budget, and persisted the charge.
+    for (p, b) in &before {
+        assert!(budget(&w, PartyId(*p)) > *b, "site {p} charged its budget");
+        let rec = HeKeyRecord::from_bytes(&w.records[&PartyId(*p)]).unwrap();
+        assert_eq!(rec.releases.len(), 1, "site {p} recorded the release");
+    }
+    // Releasing the same round again over another set of sites is refused by every holder that
+    // released it (two sums over different sets would reveal their difference).
+    let (r, first) = start(&w, &f, f.cp.round + 2, &items[..4]);
+    let e = release(&mut w, r, first, &down).unwrap_err();
+    assert!(e.contains("already released over another set of sites"), "{e}");
+    // The same set again is allowed (and charged again).
+    let b = budget(&w, PartyId(2));
+    let (r, first) = start(&w, &f, f.cp.round + 3, &items);
+    let again = release(&mut w, r, first, &down).unwrap();
+    assert_eq!(describe_result(&w.study, &again, min_cell).unwrap(), got);
+    assert!(budget(&w, PartyId(2)) > b);
+    // A holder whose budget is exhausted refuses, naming the reason; with two offline, the
+    // release then lacks t holders and fails, quoting it.
+    let allowed = seh_protocol::he_site::context().unwrap().params().max_decryptions();
+    let full = set_used(&w.records[&PartyId(4)], allowed);
+    w.records.insert(PartyId(4), full);
+    w.restart(PartyId(4));
+    let (r, first) = start(&w, &f, f.cp.round + 4, &items);
+    let e = release(&mut w, r, first, &down).unwrap_err();
+    assert!(e.contains("2 of the t = 3") && e.contains("decryption budget exhausted"), "{e}");
+    // The refusal is in site 4's audit as a policy decision.
+    let (r, first) = start(&w, &f, f.cp.round + 5, &items);
+    drop(r);
+    let offer = first.iter().find(|o| o.to == PartyId(4)).unwrap();
+    let (_, out) = w.deliver(PartyId(4), &offer.bytes);
+    let refused = out.iter().any(|o| {
+        matches!(o, SiteOutput::Audit(a) if a.kind == AuditKind::PolicyDecision
+            && a.details["accept"] == false
+            && a.details["reason"].as_str().is_some_and(|r| r.contains("budget")))
+    });
+    assert!(refused, "{out:#?}");
+}
+
+#[test]
+fn model_studies_are_not_released_from_the_store() {
+    let w = world(3, 2, Aggregation::He);
+    let mut spec = w.study.unverified_spec().unwrap();
+    spec.analysis = Analysis::Cox(seh_protocol::fed::CoxSpec {
+        formula: "Surv(t, e) ~ x".into(),
+        ties: seh_stats::cox::Ties::Efron,
+        mode: seh_protocol::fed::CoxMode::Stratified,
+        min_risk_set: 3,
+        time_resolution: None,
+        tt: None,
+    });
+    // Any signer: `Release::start` reads the spec without verifying it (the sites verify).
+    let cox = SignedStudy::sign(&spec, &SigningKey::from_bytes(&[9; 32])).unwrap();
+    let inputs = ReleaseInputs {
+        study: &cox,
+        session: SessionId { study: seh_crypto::wire::StudyId([0; 16]), round: 9 },
+        round: 3,
+        items: &[],
+        key_digest: [0; 32],
+        candidates: &[PartyId(1), PartyId(2)],
+        target: None,
+    };
+    let e = Release::start(w.fed.clone(), w.coordinator_key.clone(), inputs).unwrap_err().to_string();
+    assert!(e.contains("only descriptive studies"), "{e}");
+}
+
+/// True if `hay` contains `needle`.
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn a_stored_round_switched_to_the_researchers_key_decrypts_only_with_that_key() {
+    let mut w = world(5, 3, Aggregation::He);
+    let f = run(&mut w, None);
+    let (_, items) = f.study.he_store_encoded().unwrap();
+    for p in 1..=5 {
+        w.restart(PartyId(p));
+    }
+    let down = [PartyId(1), PartyId(3)];
+    let min_cell = f.cp.decided.as_ref().unwrap().min_cell_count;
+    let ctx = seh_protocol::he_site::context().unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(77);
+    // The researcher's key pair, through its key-file bytes as `seh study he-keygen` writes it.
+    let researcher = ResearcherKey::generate(&ctx, &mut rng).unwrap();
+    let researcher = ResearcherKey::from_bytes(&ctx, &researcher.to_bytes()).unwrap();
+    let public = ResearcherPublicKey::from_bytes(&ctx, &researcher.public_key().to_bytes(&ctx)).unwrap();
+    let digest = hex::encode(&public.digest(&ctx));
+
+    // The plain release of the same round (to the coordinator), for comparison.
+    let (r, first) = start(&w, &f, f.cp.round + 1, &items);
+    let sum = release(&mut w, r, first, &down).unwrap();
+    let plain = describe_result(&w.study, &sum, min_cell).unwrap();
+    assert_eq!(plain, f.doc.result);
+
+    // Key-switched: any t = 3 of the 5 holders (two offline) switch it to the researcher's key.
+    let before: BTreeMap<u32, u64> = [2, 4, 5].iter().map(|p| (*p, budget(&w, PartyId(*p)))).collect();
+    let (mut r, first) = start_to(&w, &f, f.cp.round + 2, &items, Some(&public));
+    let offer = first.iter().find(|o| o.to == PartyId(2)).unwrap();
+    let (sent, out) = w.deliver(PartyId(2), &offer.bytes);
+    for (_, bytes) in sent {
+        r.receive(PartyId(2), &bytes).unwrap();
+    }
+    // Every accepting holder's policy decision is audited with the key's digest (metadata only).
+    let audited = out.iter().any(|o| {
+        matches!(o, SiteOutput::Audit(a) if a.kind == AuditKind::PolicyDecision
+            && a.details["accept"] == true && a.details["to_researcher_key"] == digest.as_str())
+    });
+    assert!(audited, "{out:#?}");
+    let rest: Vec<Outbound> = first.into_iter().filter(|o| o.to != PartyId(2)).collect();
+    let ct = release_any(&mut w, r, rest, &down).unwrap().expect_err("a key-switched result");
+
+    // The coordinator holds a ciphertext, not the numbers: it parses as an encrypted vector and
+    // contains none of the sum's words nor the released statistics.
+    let parsed = HeVector::from_bytes(&ctx, &ct, None).unwrap();
+    assert_eq!(parsed.len(), sum.len());
+    for word in sum.iter().filter(|w| **w != 0) {
+        assert!(!contains(&ct, &word.to_le_bytes()) && !contains(&ct, &word.to_be_bytes()), "sum word in ciphertext");
+    }
+    for c in &plain.columns {
+        for v in [c.mean, c.variance, c.sd].into_iter().flatten() {
+            assert!(!contains(&ct, &v.to_le_bytes()) && !contains(&ct, &v.to_be_bytes()));
+        }
+    }
+
+    // The researcher decrypts locally, with the minimum cell count applied: the same numbers.
+    let got = decrypt_switched(&w.study, &ct, &researcher, min_cell).unwrap();
+    assert_eq!(got, plain, "the switched release equals the plain one");
+    // Another researcher key gives garbage (or an error), never the result.
+    let other = ResearcherKey::generate(&ctx, &mut rng).unwrap();
+    if let Ok(wrong) = decrypt_switched(&w.study, &ct, &other, min_cell) {
+        assert_ne!(wrong, plain);
+    }
+
+    // The three holders charged the same per-share budget as a decryption, and persisted it
+    // (with the release recorded) before the share left.
+    for (p, b) in &before {
+        let now = budget(&w, PartyId(*p));
+        assert_eq!(now, b + parsed.ciphertexts() as u64, "site {p}");
+        let rec = HeKeyRecord::from_bytes(&w.records[&PartyId(*p)]).unwrap();
+        let restored = (w.make[&PartyId(*p)])().with_he_keys(vec![rec]).unwrap();
+        assert_eq!(restored.he_budget_used(STUDY), Some(now), "site {p} persisted the charge");
+    }
+
+    // A coordinator that offers a switch to one key and then asks for a switch to another (same
+    // session) is refused by every holder, naming the reason.
+    let session_round = f.cp.round + 3;
+    let (mut r1, first) = start_to(&w, &f, session_round, &items, Some(&public));
+    let (mut r2, _) = start_to(&w, &f, session_round, &items, Some(other.public_key()));
+    for o in first {
+        if down.contains(&o.to) {
+            continue;
+        }
+        let (sent, _) = w.deliver(o.to, &o.bytes);
+        for (_, bytes) in sent {
+            r1.receive(o.to, &bytes).unwrap();
+            r2.receive(o.to, &bytes).unwrap();
+        }
+    }
+    let ReleaseStep::Send(requests) = r2.close().unwrap() else { panic!("expected share requests") };
+    w.rejected.clear();
+    let before = budget(&w, PartyId(2));
+    for o in requests {
+        let (sent, _) = w.deliver(o.to, &o.bytes);
+        assert!(sent.is_empty(), "a share for another key left site {}", o.to);
+    }
+    assert_eq!(budget(&w, PartyId(2)), before, "nothing charged");
+    assert_eq!(w.rejected.len(), 3, "{:#?}", w.rejected);
+    assert!(w.rejected.iter().all(|(_, r)| r.contains("another researcher key")), "{:#?}", w.rejected);
+    drop(r1);
+}
