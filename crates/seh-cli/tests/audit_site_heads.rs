@@ -7,12 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn workdir(name: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("seh-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(&p).unwrap();
-    p
-}
+mod common;
+use common::workdir;
 
 /// 3 sites × 20 rows of one column.
 fn write_data(dir: &Path) -> PathBuf {

@@ -8,6 +8,9 @@ use seh_protocol::describe::{pooled, DescribeResult};
 use seh_protocol::spec::{DescribeSpec, HistogramSpec};
 use seh_stats::DataFrame;
 
+mod common;
+use common::workdir;
+
 /// Unique marker values planted in each site's rows (the leak canary).
 fn marker(site: usize) -> f64 {
     918_273.645_123 + site as f64 * 11.125
@@ -24,13 +27,6 @@ fn write_data(dir: &Path) -> PathBuf {
     }
     let p = dir.join("input.csv");
     std::fs::write(&p, text).unwrap();
-    p
-}
-
-fn workdir(name: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("seh-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(&p).unwrap();
     p
 }
 

@@ -8,14 +8,10 @@ use std::process::Command;
 use seh_stats::DataFrame;
 use serde_json::Value;
 
-const REF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/ref");
+mod common;
+use common::workdir;
 
-fn workdir(name: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("seh-test-fedmodel-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(&p).unwrap();
-    p
-}
+const REF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/ref");
 
 /// `dataset` with its `site3` / `site5` columns appended (heart joined by id, others by row).
 fn joined(dataset: &str, dir: &Path) -> PathBuf {
@@ -45,7 +41,7 @@ fn seh(args: &[&str]) -> std::process::Output {
 }
 
 fn federate(name: &str, dataset: &str, split: &str, args: &[&str]) -> Value {
-    let dir = workdir(name);
+    let dir = workdir(&format!("fedmodel-{name}"));
     let data = joined(dataset, &dir);
     let work = dir.join("fed");
     let mut all: Vec<&str> = args.to_vec();
@@ -165,7 +161,7 @@ fn logistic_over_processes_equals_r() {
     let args = ["federate", "glm", "--formula", formula, "--family", "binomial"];
     // At the default policy the smallest birthwt site has fewer than 1/0.33 rows per parameter:
     // it refuses, naming the DataSHIELD rule, as a real site would.
-    let dir = workdir("glm-refused");
+    let dir = workdir("fedmodel-glm-refused");
     let (d, w) = (joined("birthwt", &dir).display().to_string(), dir.join("fed").display().to_string());
     let out = seh(&[&args[..], &["--data", &d, "--split-by", "site3", "--workdir", &w]].concat());
     assert!(!out.status.success());

@@ -6,8 +6,8 @@
 //! connector; one case runs a real `seh node` with a certificate from another CA and checks that
 //! the node reports the refusal and keeps retrying, and that the coordinator never admitted it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
@@ -19,24 +19,8 @@ use seh_protocol::federation::Federation;
 use seh_protocol::messages::{control, kind_label, seal};
 use seh_protocol::spec::{Analysis, DescribeSpec, SignedStudy, StudySpec};
 
-const SEH: &str = env!("CARGO_BIN_EXE_seh");
-
-/// Kills and reaps a child process when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn workdir(name: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("seh-test-refusal-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(&p).unwrap();
-    p
-}
+mod common;
+use common::{workdir, Guard, SEH};
 
 fn keys_init(dir: &Path, sites: &str) {
     let out = Command::new(SEH).args(["keys", "init", "--dir"]).arg(dir).args(["--sites", sites]).output().unwrap();
@@ -165,7 +149,7 @@ async fn try_open(c: &GrpcSiteConnector) -> Result<seh_net::Session, NetError> {
 
 #[test]
 fn coordinator_refuses_peers_without_valid_admission() {
-    let work = workdir("admission");
+    let work = workdir("refusal-admission");
     let keys = work.join("keys");
     keys_init(&keys, "site-a,site-b,site-c");
     let ca = FederationCa::generate("test federation CA").unwrap();
@@ -289,7 +273,7 @@ fn pkcs8(key: &SigningKey) -> Vec<u8> {
 
 #[test]
 fn coordinator_refuses_a_replayed_decision() {
-    let work = workdir("replay");
+    let work = workdir("refusal-replay");
     let keys = work.join("keys");
     keys_init(&keys, "site-a,site-b,site-c");
     let ca = FederationCa::generate("test federation CA").unwrap();

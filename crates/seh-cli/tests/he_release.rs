@@ -9,30 +9,15 @@
 //! * a secret key that is not the public key's, or that others may read, is refused.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use seh_coordinator::he_release::SwitchedFromStore;
 use seh_coordinator::store::Store;
 use serde_json::Value;
 
-const SEH: &str = env!("CARGO_BIN_EXE_seh");
-
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn workdir(name: &str) -> PathBuf {
-    let p = std::env::temp_dir().join(format!("seh-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(&p).unwrap();
-    p
-}
+mod common;
+use common::{workdir, Guard, SEH};
 
 /// 5 sites × 40 rows.
 fn write_data(dir: &Path) -> PathBuf {

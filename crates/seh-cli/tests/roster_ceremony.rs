@@ -5,29 +5,14 @@
 //! a study run with `seh study run`; finally a researcher is added to the federation file and a
 //! node and the coordinator refuse to start, naming the file.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use seh_protocol::federation::{Federation, FederationFile, MemberEntry};
 
-const SEH: &str = env!("CARGO_BIN_EXE_seh");
-
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn workdir() -> PathBuf {
-    let p = std::env::temp_dir().join(format!("seh-test-roster-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&p);
-    std::fs::create_dir_all(&p).unwrap();
-    p
-}
+mod common;
+use common::{workdir, Guard, SEH};
 
 fn seh(args: &[&str]) -> Output {
     Command::new(SEH).args(args).output().unwrap()
@@ -49,7 +34,7 @@ fn audit_text(path: &Path) -> String {
 
 #[test]
 fn five_sites_sign_the_roster_and_an_edited_roster_stops_a_node() {
-    let dir = workdir();
+    let dir = workdir("roster");
     let data = dir.join("data.csv");
     let mut csv = String::from("site,x\n");
     for i in 0..100 {
