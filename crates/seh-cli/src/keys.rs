@@ -46,6 +46,63 @@ pub struct KeysInitArgs {
 pub enum KeysCommand {
     /// Create CA, node identities, certificates and the (unsigned) federation file.
     Init(KeysInitArgs),
+    /// Verify a signed federation file and print its group key and members, for comparing the
+    /// group key out of band (a researcher or site officer reads it to the others, e.g. by phone).
+    Show(KeysShowArgs),
+}
+
+/// Flags of `seh keys show`.
+#[derive(Debug, Args)]
+pub struct KeysShowArgs {
+    /// The federation file.
+    #[arg(long)]
+    pub federation: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = crate::study::Format::Text)]
+    pub format: crate::study::Format,
+}
+
+/// `seh keys show`: the roster signature must verify (else an error naming the file); prints the
+/// FROST group key (64 hex characters, what every member should compare out of band), the
+/// threshold, the sites that signed the roster and the members with their identity keys.
+fn show(a: &KeysShowArgs) -> Result<()> {
+    let fed = load_federation(&a.federation)?;
+    let text = std::fs::read(&a.federation).with_context(|| format!("{}", a.federation.display()))?;
+    let file: seh_protocol::federation::FederationFile = serde_json::from_slice(&text)?;
+    let group = hex::encode(&fed.group_key().to_bytes());
+    let signers = file.roster_signature.as_ref().map(|r| r.signers.clone()).unwrap_or_default();
+    let report = serde_json::json!({
+        "federation": fed.name,
+        "file": a.federation.display().to_string(),
+        "roster_signature": "valid",
+        "group_key": group,
+        "threshold": fed.frost_threshold,
+        "roster_signed_by": signers,
+        "coordinator": { "name": file.coordinator.name, "key": file.coordinator.key },
+        "sites": file.sites.iter().map(|s| serde_json::json!({ "name": s.name, "party": s.party, "key": s.key })).collect::<Vec<_>>(),
+        "researchers": file.researchers.iter().map(|r| serde_json::json!({ "name": r.name, "key": r.key })).collect::<Vec<_>>(),
+    });
+    match a.format {
+        crate::study::Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        crate::study::Format::Text => {
+            println!("federation {} ({}): roster signature valid", fed.name, a.federation.display());
+            println!("group key  {group}   <- compare this out of band with the other members");
+            println!(
+                "threshold  {} of {} sites; roster signed by {}",
+                fed.frost_threshold,
+                file.sites.len(),
+                signers.join(", ")
+            );
+            println!("coordinator {} {}", file.coordinator.name, file.coordinator.key);
+            for s in &file.sites {
+                println!("site       {} (party {}) {}", s.name, s.party, s.key);
+            }
+            for r in &file.researchers {
+                println!("researcher {} {}", r.name, r.key);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs `seh keys …`.
@@ -60,6 +117,7 @@ pub fn run(cmd: KeysCommand) -> Result<()> {
             );
             Ok(())
         }
+        KeysCommand::Show(a) => show(&a),
     }
 }
 

@@ -290,28 +290,89 @@ impl Researcher {
 
     /// Asks the coordinator to release stored encrypted round `round` (default: the last) of
     /// study `id` again; returns the release id (`release-<n>`) to wait for.
-    /// `to_key`: the researcher BFV public key bytes to key-switch the result to.
-    pub async fn release_stored(&self, id: &str, round: Option<u32>, to_key: Option<&[u8]>) -> Result<String> {
+    /// `to_key`: the researcher BFV public key bytes to key-switch the result to, with its digest
+    /// (hex). The request is signed with this researcher's identity key (the key that signs its
+    /// studies): the sites refuse a release, or a target key, the researcher did not sign.
+    /// Returns the release id and the SHA-256 of the signed request (the sites' co-signed
+    /// document must name it).
+    pub async fn release_stored(
+        &self,
+        id: &str,
+        round: Option<u32>,
+        to_key: Option<(&[u8], &str)>,
+    ) -> Result<(String, String)> {
+        let unsigned = seh_protocol::he_request::StoreReleaseRequest::new(
+            id,
+            &self.id.name,
+            round,
+            to_key.map(|(_, digest)| digest),
+        );
+        let signed = seh_protocol::he_request::SignedStoreRelease::sign(&unsigned, &self.id.key)
+            .context("signing the release request")?;
         let req = seh_coordinator::he_release::ReleaseRequest {
             study_id: id.to_owned(),
             round,
-            to_key: to_key.map(hex::encode),
+            to_key: to_key.map(|(bytes, _)| hex::encode(bytes)),
+            signed,
         };
+        let digest = req.signed.digest();
         let frame = Frame::new(id, 0, seh_coordinator::he_release::SUBMIT_KIND, serde_json::to_vec(&req)?)?;
-        Ok(self.connect().await?.submit(frame).await?)
+        Ok((self.connect().await?.submit(frame).await?, digest))
     }
 
-    /// The result of a finished release from the encrypted store.
+    /// Verifies the sites' co-signature on a release from the store under the federation's group
+    /// key and checks that the document names this release: the study, the stored round, the
+    /// signed request `request_sha256`, the contributors, decryptors and minimum cell count.
+    fn verify_store_release(
+        &self,
+        signed: &seh_protocol::he_cosign::SignedStoreResult,
+        study_id: &str,
+        round: u32,
+        request_sha256: &str,
+        parties: (&[String], &[String], u64),
+    ) -> Result<seh_protocol::he_cosign::StoreReleaseDocument> {
+        let doc = signed
+            .verify(&self.fed.group_key())
+            .context("the sites' signature on the release from the store does not verify")?;
+        let (contributors, decryptors, min_cell_count) = parties;
+        anyhow::ensure!(
+            doc.study_id == study_id && doc.stored_round == round,
+            "the signed release names another study or round"
+        );
+        anyhow::ensure!(doc.request_sha256 == request_sha256, "the signed release answers another request");
+        anyhow::ensure!(
+            doc.contributors == contributors && doc.decryptors == decryptors && doc.min_cell_count == min_cell_count,
+            "the signed release names other sites or another minimum cell count than the result"
+        );
+        Ok(doc)
+    }
+
+    /// The result of a finished release from the encrypted store (`request_sha256`: the digest
+    /// [`Self::release_stored`] returned), after verifying the sites' co-signature on it and that
+    /// the signed document carries exactly this result.
     pub async fn released_from_store(
         &self,
         release_id: &str,
+        study_id: &str,
+        request_sha256: &str,
     ) -> Result<seh_coordinator::he_release::ReleasedFromStore> {
         let frame = self.connect().await?.result(release_id).await?;
         anyhow::ensure!(
             frame.kind() == seh_coordinator::he_release::RELEASED_KIND,
             "release {release_id} is not a decryption"
         );
-        serde_json::from_slice(frame.payload()).context("released result does not parse")
+        let done: seh_coordinator::he_release::ReleasedFromStore =
+            serde_json::from_slice(frame.payload()).context("released result does not parse")?;
+        anyhow::ensure!(done.study_id == study_id, "the release names another study");
+        let doc = self.verify_store_release(
+            &done.signed,
+            study_id,
+            done.round,
+            request_sha256,
+            (&done.contributors, &done.decryptors, done.min_cell_count),
+        )?;
+        anyhow::ensure!(doc.result.as_ref() == Some(&done.result), "the signed release carries another result");
+        Ok(done)
     }
 
     /// The result of a finished key-switched release: decrypts it with `key` after checking that
@@ -322,6 +383,7 @@ impl Researcher {
         &self,
         release_id: &str,
         study_id: &str,
+        request_sha256: &str,
         key: &seh_crypto::he::ResearcherKey,
     ) -> Result<(seh_coordinator::he_release::SwitchedFromStore, DescribeResult)> {
         let frame = self.connect().await?.result(release_id).await?;
@@ -343,6 +405,20 @@ impl Researcher {
             done.study.verify(&self.id.key.verifying_key()).context("the returned study is not signed by you")?;
         anyhow::ensure!(spec.study_id == study_id, "the returned study is another study");
         let ct = hex::decode(&done.ciphertext).context("the key-switched ciphertext is not hex")?;
+        // The sites co-signed this ciphertext (by digest) switched to this key.
+        let doc = self.verify_store_release(
+            &done.signed,
+            study_id,
+            done.round,
+            request_sha256,
+            (&done.contributors, &done.decryptors, done.min_cell_count),
+        )?;
+        anyhow::ensure!(
+            doc.result.is_none()
+                && doc.researcher_key.as_deref() == Some(mine.as_str())
+                && doc.ciphertext_sha256 == Some(seh_protocol::he_cosign::sha256_hex(&ct)),
+            "the signed release names another ciphertext or researcher key"
+        );
         let result = seh_protocol::he_release::decrypt_switched(&done.study, &ct, key, done.min_cell_count)?;
         Ok((done, result))
     }
@@ -402,6 +478,7 @@ fn print_switched(r: &seh_coordinator::he_release::SwitchedFromStore, result: &D
                 "min_cell_count": r.min_cell_count,
                 "researcher_key": r.researcher_key,
                 "decrypted_locally": true,
+                "signed_by_the_sites": r.signed.signers,
             });
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         }
@@ -419,7 +496,10 @@ fn print_switched(r: &seh_coordinator::he_release::SwitchedFromStore, result: &D
             }
             println!("minimum cell count: {} ({} cells suppressed)", r.min_cell_count, result.suppressed);
             println!("decrypted locally with your researcher key (the coordinator held only ciphertext)");
-            println!("note: not co-signed by the sites (the study's signed release is `seh study result`)");
+            println!(
+                "signed by the sites: {} (FROST threshold signature on the ciphertext's digest verified)",
+                r.signed.signers.join(", ")
+            );
         }
     }
 }
@@ -427,7 +507,13 @@ fn print_switched(r: &seh_coordinator::he_release::SwitchedFromStore, result: &D
 /// Prints a result released from the encrypted store.
 fn print_released(r: &seh_coordinator::he_release::ReleasedFromStore, format: Format) {
     match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(r).unwrap_or_default()),
+        Format::Json => {
+            let mut v = serde_json::to_value(r).unwrap_or_default();
+            if let Some(m) = v.as_object_mut() {
+                m.insert("signed_by_the_sites".into(), serde_json::json!(r.signed.signers));
+            }
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        }
         Format::Text => {
             println!(
                 "Secure descriptive statistics — study {}, encrypted round {} released from the store",
@@ -441,7 +527,7 @@ fn print_released(r: &seh_coordinator::he_release::ReleasedFromStore, format: Fo
                 println!("refused by {site}: {reason}");
             }
             println!("minimum cell count: {} ({} cells suppressed)", r.min_cell_count, r.result.suppressed);
-            println!("note: not co-signed by the sites (the study's signed release is `seh study result`)");
+            println!("signed by the sites: {} (FROST threshold signature verified)", r.signed.signers.join(", "));
         }
     }
 }
@@ -519,24 +605,25 @@ pub fn run(cmd: StudyCommand) -> Result<()> {
                         k.display(),
                         p.display()
                     );
-                    Some((public.to_bytes(&ctx), key))
+                    let digest = crate::he_key_cmd::digest_hex(&ctx, &public);
+                    Some((public.to_bytes(&ctx), digest, key))
                 }
                 _ => None,
             };
             rt.block_on(async {
-                let id = r.release_stored(&a.study, a.round, switch.as_ref().map(|(b, _)| b.as_slice())).await?;
+                let target = switch.as_ref().map(|(b, d, _)| (b.as_slice(), d.as_str()));
+                let (id, request) = r.release_stored(&a.study, a.round, target).await?;
                 eprintln!("{id} queued");
                 let s = r.wait(&id, Duration::from_secs_f64(a.timeout)).await?;
                 if s.state != "done" {
                     bail!("{id} {}: {}", s.state, s.detail);
                 }
-                if let Some((_, key)) = &switch {
-                    let (done, result) = r.switched_from_store(&id, &a.study, key).await?;
+                if let Some((_, _, key)) = &switch {
+                    let (done, result) = r.switched_from_store(&id, &a.study, &request, key).await?;
                     print_switched(&done, &result, a.format);
                     return Ok(());
                 }
-                let done = r.released_from_store(&id).await?;
-                anyhow::ensure!(done.study_id == a.study, "the release names another study");
+                let done = r.released_from_store(&id, &a.study, &request).await?;
                 print_released(&done, a.format);
                 Ok(())
             })

@@ -5,7 +5,9 @@
 //! * `seh study release` gives the live result, decrypted by three holders;
 //! * `seh study he-keygen` + `seh study release --to-key … --key …` gives the same result, key-
 //!   switched by three holders to the researcher's key and decrypted locally; the coordinator's
-//!   store holds only the ciphertext for it; the sites audited the key's digest;
+//!   store holds only the ciphertext for it; the sites audited the key's digest and the
+//!   researcher's signed request; both results are co-signed by the three online holders and
+//!   the client says so after verifying the signature;
 //! * a secret key that is not the public key's, or that others may read, is refused.
 
 use std::path::{Path, PathBuf};
@@ -122,6 +124,13 @@ fn a_stored_round_is_released_later_plain_and_key_switched_with_two_of_five_node
     assert_eq!(plain["result"], live["result"], "{plain:#}");
     let decryptors: Vec<&str> = plain["decryptors"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert_eq!(decryptors, online);
+    // Co-signed by the online holders (FROST, verified by the client under the group key).
+    let signers = plain["signed_by_the_sites"].as_array().unwrap();
+    assert_eq!(signers.len(), 3, "{plain:#}");
+    let text = seh(&["study", "release", "--config", &researcher, "--study", &study, "--timeout", "120"]);
+    assert!(text.status.success(), "{}", String::from_utf8_lossy(&text.stderr));
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(text.contains("signed by the sites: site-2, site-4, site-5"), "{text}");
 
     // The researcher's key pair: the secret file is 0600; files are never overwritten.
     let keys = work.join("rk");
@@ -143,16 +152,24 @@ fn a_stored_round_is_released_later_plain_and_key_switched_with_two_of_five_node
     assert_eq!(switched["result"], live["result"], "{switched:#}");
     assert_eq!(switched["decrypted_locally"], true);
     assert_eq!(switched["researcher_key"], digest.as_str());
+    assert_eq!(switched["signed_by_the_sites"].as_array().unwrap().len(), 3, "{switched:#}");
     let decryptors: Vec<&str> =
         switched["decryptors"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert_eq!(decryptors, online);
     let store = Store::open(&fed.join("state/coordinator.sqlite")).unwrap();
-    let row = store.release(2).unwrap().unwrap();
+    let row = store.release(3).unwrap().unwrap();
     assert_eq!(row.state, "done");
     assert!(row.target.is_some());
+    // The researcher's signed request was kept with the release and names the key's digest.
+    let request: seh_protocol::he_request::SignedStoreRelease =
+        serde_json::from_str(row.request.as_deref().unwrap()).unwrap();
+    assert_eq!(request.unverified().unwrap().to_key, digest);
     let kept: SwitchedFromStore = serde_json::from_str(&row.detail).unwrap();
     assert_eq!(kept.researcher_key, digest);
     assert!(!row.detail.contains("\"result\"") && !row.detail.contains("\"mean\""));
+    // The co-signed document names the ciphertext's digest, not a plaintext.
+    assert_eq!(kept.signed.signers.len(), 3);
+    assert!(!kept.signed.document.contains("\"mean\""));
     let ctx = seh_protocol::he_site::context().unwrap();
     let ct = seh_protocol::hex::decode(&kept.ciphertext).unwrap();
     assert!(seh_crypto::he::HeVector::from_bytes(&ctx, &ct, None).is_ok());
@@ -164,6 +181,7 @@ fn a_stored_round_is_released_later_plain_and_key_switched_with_two_of_five_node
     for n in online {
         let log = std::fs::read_to_string(fed.join(format!("state/{n}.audit.jsonl"))).unwrap();
         assert!(log.contains(&digest) && log.contains("key-switching share"), "{n}");
+        assert!(log.contains(&request.digest()), "{n}: the signed request is audited");
     }
 
     // Refused locally, before anything is sent: a secret key of another pair, a readable key.

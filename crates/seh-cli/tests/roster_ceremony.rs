@@ -76,6 +76,12 @@ fn five_sites_sign_the_roster_and_an_edited_roster_stops_a_node() {
         serde_json::from_str(&std::fs::read_to_string(work.join("state/ceremony.json")).unwrap()).unwrap();
     assert_eq!(report["group_key"], seh_protocol::hex::encode(&fed.group_key().to_bytes()));
     assert_eq!(report["confirmed"].as_array().unwrap().len(), 5);
+    // `seh keys show` verifies the file and prints the same group key for out-of-band comparison.
+    let out = seh(&["keys", "show", "--federation", &p(&fed_path), "--format", "json"]);
+    assert!(out.status.success(), "keys show: {}", String::from_utf8_lossy(&out.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["group_key"], report["group_key"]);
+    assert_eq!(shown["roster_signed_by"].as_array().unwrap().len(), 3);
     for s in fed.sites() {
         let share_path = work.join("keys").join(&s.name).join("frost.share");
         let text = std::fs::read_to_string(&share_path).unwrap();
@@ -155,6 +161,7 @@ fn five_sites_sign_the_roster_and_an_edited_roster_stops_a_node() {
     for args in [
         vec!["node", "--config", &p(&work.join(format!("config/{}.toml", names[0])))],
         vec!["coordinator", "--config", &p(&work.join("config/coordinator.toml"))],
+        vec!["keys", "show", "--federation", &p(&fed_path)],
     ] {
         let child = Command::new(SEH).args(&args).stdin(Stdio::null()).output().unwrap();
         let err = String::from_utf8_lossy(&child.stderr);

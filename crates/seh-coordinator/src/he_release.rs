@@ -15,6 +15,9 @@
 //! ciphertext under the researcher's BFV public key; that ciphertext (never a plaintext) is what
 //! it stores and returns ([`SwitchedFromStore`], frame kind [`SWITCHED_KIND`]). The researcher's
 //! client decrypts it and applies the minimum cell count the coordinator reports.
+//!
+//! Either result carries the holders' FROST co-signature on a release document
+//! ([`seh_protocol::he_cosign`]); the researcher's client verifies it before printing.
 
 use std::sync::{Arc, Mutex};
 
@@ -23,7 +26,9 @@ use seh_crypto::he::ResearcherPublicKey;
 use seh_crypto::wire::{PartyId, SessionId};
 use seh_net::{Frame, NetError, NodeId, PeerInfo, RefusalReason, StudyStatus};
 use seh_protocol::coordinator::{Action, Outbound};
-use seh_protocol::he_release::{describe_result, Release, ReleaseInputs, ReleaseStep};
+use seh_protocol::he_cosign::SignedStoreResult;
+use seh_protocol::he_release::{Release, ReleaseInputs, ReleaseStep};
+use seh_protocol::he_request::SignedStoreRelease;
 use seh_protocol::hex;
 use seh_protocol::spec::{Aggregation, Analysis, SignedStudy};
 use serde::{Deserialize, Serialize};
@@ -55,6 +60,9 @@ pub struct ReleaseRequest {
     /// `ResearcherPublicKey::to_bytes`) instead of decrypting it at the coordinator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_key: Option<String>,
+    /// The same request signed by the researcher (study, round, key digest or `plain`, nonce);
+    /// the coordinator checks it matches and forwards it to the sites, which check it again.
+    pub signed: SignedStoreRelease,
 }
 
 /// The result a done key-switched release returns (`result` RPC, frame kind [`SWITCHED_KIND`]):
@@ -80,6 +88,9 @@ pub struct SwitchedFromStore {
     pub refusals: Vec<(String, String)>,
     /// The sites' minimum cell count: the researcher's client applies it after decrypting.
     pub min_cell_count: u64,
+    /// The holders' FROST co-signature on the release document (which names the digest of
+    /// `ciphertext`, never a plaintext); the researcher verifies it with the group key.
+    pub signed: SignedStoreResult,
 }
 
 enum Outcome {
@@ -92,6 +103,12 @@ impl Outcome {
         match self {
             Outcome::Plain(r) => &r.decryptors,
             Outcome::Switched(r) => &r.decryptors,
+        }
+    }
+    fn signers(&self) -> &[String] {
+        match self {
+            Outcome::Plain(r) => &r.signed.signers,
+            Outcome::Switched(r) => &r.signed.signers,
         }
     }
     fn to_json(&self) -> String {
@@ -120,6 +137,9 @@ pub struct ReleasedFromStore {
     pub refusals: Vec<(String, String)>,
     /// Minimum cell count applied.
     pub min_cell_count: u64,
+    /// The holders' FROST co-signature on the release document (which carries `result`); the
+    /// researcher verifies it with the group key.
+    pub signed: SignedStoreResult,
 }
 
 /// The sequence number of a release id (`release-<seq>`), or `None` for a study id.
@@ -173,8 +193,20 @@ pub(crate) fn submit(h: &Handler, researcher: &PeerInfo, request: &Frame) -> Res
             Some((bytes, hex::encode(&key.digest(&ctx))))
         }
     };
+    // The researcher's signature over exactly this request (the sites check it again).
+    let signed = req.signed.verify_in(&h.fed).map_err(|e| refused(format!("release request: {e}")))?;
+    if signed.researcher != researcher.id.as_str() || signed.researcher != spec.researcher {
+        return Err(refused("release request: signed by another researcher".into()));
+    }
+    if signed.study_id != req.study_id || signed.round != req.round {
+        return Err(refused("release request: the signed study or round differs from the request".into()));
+    }
+    if signed.target() != target.as_ref().map(|(_, d)| d.as_str()) {
+        return Err(refused("release request: the signed key digest differs from `to_key`".into()));
+    }
+    let request = serde_json::to_string(&req.signed).map_err(|e| refused(format!("release request: {e}")))?;
     let seq = lock(&h.store)
-        .queue_release(&req.study_id, round, target.as_ref().map(|(b, _)| b.as_slice()))
+        .queue_release(&req.study_id, round, target.as_ref().map(|(b, _)| b.as_slice()), &request)
         .map_err(internal)?;
     let id = format!("{PREFIX}{seq}");
     h.audit.record(
@@ -247,7 +279,7 @@ pub(crate) async fn drive(
             };
             audit.record(
                 EntryKind::Release,
-                json!({ "study": rel.study_id, "what": what, "release": id, "stored_round": rel.round, "decryptors": done.decryptors() }),
+                json!({ "study": rel.study_id, "what": what, "release": id, "stored_round": rel.round, "decryptors": done.decryptors(), "co_signed_by": done.signers() }),
             )
         }
         Err(e) => audit.record(
@@ -314,6 +346,11 @@ async fn run_release(
             Some(key)
         }
     };
+    let request: SignedStoreRelease = rel
+        .request
+        .as_deref()
+        .ok_or_else(|| missing("queued without the researcher's signed request"))
+        .and_then(|t| serde_json::from_str(t).map_err(|e| missing(&format!("stored signed request: {e}"))))?;
     let (stored, items, digest, last) = {
         let s = lock(store);
         let stored = s.get(&rel.study_id)?.ok_or_else(|| missing("no such study"))?;
@@ -338,6 +375,8 @@ async fn run_release(
         key_digest: digest,
         candidates: &candidates,
         target: target.as_ref(),
+        request: &request,
+        min_cell_count: decided.min_cell_count,
     };
     wait_for_holders(config, sinks, &fed, &candidates, spec.threshold as usize).await;
     let (mut release, first) = Release::start(fed.clone(), config.key.clone(), inputs)?;
@@ -370,7 +409,7 @@ async fn run_release(
                 deadline = tokio::time::Instant::now() + config.round_timeout;
                 apply(&fed, store, audit, sinks, study_id, &mut traffic, send(out), &mut deadline, config).await?;
             }
-            ReleaseStep::Switched { ciphertext, decryptors } => {
+            ReleaseStep::Switched { ciphertext, decryptors, signed } => {
                 let ctx = seh_protocol::he_site::context()?;
                 let name = |p: &PartyId| fed.site(*p).map_or_else(|| p.to_string(), |s| s.name.clone());
                 return Ok(Outcome::Switched(SwitchedFromStore {
@@ -383,10 +422,10 @@ async fn run_release(
                     decryptors: decryptors.iter().map(name).collect(),
                     refusals: release.refusals().iter().map(|(p, r)| (name(p), r.clone())).collect(),
                     min_cell_count: decided.min_cell_count,
+                    signed,
                 }));
             }
-            ReleaseStep::Done { sum, decryptors } => {
-                let result = describe_result(&stored.study, &sum, decided.min_cell_count)?;
+            ReleaseStep::Done { result, decryptors, signed, .. } => {
                 let name = |p: &PartyId| fed.site(*p).map_or_else(|| p.to_string(), |s| s.name.clone());
                 return Ok(Outcome::Plain(ReleasedFromStore {
                     study_id: rel.study_id.clone(),
@@ -396,6 +435,7 @@ async fn run_release(
                     decryptors: decryptors.iter().map(name).collect(),
                     refusals: release.refusals().iter().map(|(p, r)| (name(p), r.clone())).collect(),
                     min_cell_count: decided.min_cell_count,
+                    signed,
                 }));
             }
         }

@@ -42,6 +42,8 @@ pub struct StoredRelease {
     /// For a key switch: the researcher's BFV public key (`ResearcherPublicKey::to_bytes`);
     /// `None` for a decryption to the coordinator.
     pub target: Option<Vec<u8>>,
+    /// The researcher's signed request (`SignedStoreRelease` JSON), forwarded to the sites.
+    pub request: Option<String>,
 }
 
 /// One stored study.
@@ -103,6 +105,14 @@ impl Store {
              );",
         )
         .map_err(db)?;
+        // The researcher's signed request (added later: a store made before it gains the column;
+        // its queued releases then fail, unsigned).
+        let has_request: i64 = conn
+            .query_row("SELECT COUNT(*) FROM pragma_table_info('he_releases') WHERE name = 'request'", [], |r| r.get(0))
+            .map_err(db)?;
+        if has_request == 0 {
+            conn.execute_batch("ALTER TABLE he_releases ADD COLUMN request TEXT").map_err(db)?;
+        }
         Ok(Store { conn })
     }
 
@@ -200,12 +210,19 @@ impl Store {
     }
 
     /// Queues a release of `study_id`'s stored round `round` (`target`: the researcher public key
-    /// of a key switch, else a decryption); returns its sequence number.
-    pub fn queue_release(&self, study_id: &str, round: u32, target: Option<&[u8]>) -> Result<i64, CoordinatorError> {
+    /// of a key switch, else a decryption; `request`: the researcher's signed request, JSON);
+    /// returns its sequence number.
+    pub fn queue_release(
+        &self,
+        study_id: &str,
+        round: u32,
+        target: Option<&[u8]>,
+        request: &str,
+    ) -> Result<i64, CoordinatorError> {
         self.conn
             .execute(
-                "INSERT INTO he_releases (study_id, round, state, target) VALUES (?1, ?2, 'queued', ?3)",
-                params![study_id, round, target],
+                "INSERT INTO he_releases (study_id, round, state, target, request) VALUES (?1, ?2, 'queued', ?3, ?4)",
+                params![study_id, round, target, request],
             )
             .map_err(db)?;
         Ok(self.conn.last_insert_rowid())
@@ -215,7 +232,7 @@ impl Store {
     pub fn release(&self, seq: i64) -> Result<Option<StoredRelease>, CoordinatorError> {
         self.conn
             .query_row(
-                "SELECT study_id, round, session_round, state, detail, target FROM he_releases WHERE seq = ?1",
+                "SELECT study_id, round, session_round, state, detail, target, request FROM he_releases WHERE seq = ?1",
                 params![seq],
                 |r| {
                     Ok(StoredRelease {
@@ -226,6 +243,7 @@ impl Store {
                         state: r.get(3)?,
                         detail: r.get(4)?,
                         target: r.get(5)?,
+                        request: r.get(6)?,
                     })
                 },
             )
@@ -343,9 +361,10 @@ mod tests {
         assert_eq!(s.round_key("a", 3).unwrap(), Some([7; 32]));
         assert_eq!(s.round_key("a", 5).unwrap(), None);
         // Releases: queued, started in a session round, finished; pending ones listed.
-        let r1 = s.queue_release("a", 3, None).unwrap();
-        let r2 = s.queue_release("a", 3, Some(&[1, 2, 3])).unwrap();
+        let r1 = s.queue_release("a", 3, None, "{}").unwrap();
+        let r2 = s.queue_release("a", 3, Some(&[1, 2, 3]), "{\"x\":1}").unwrap();
         assert_eq!(s.release(r2).unwrap().unwrap().target, Some(vec![1, 2, 3]));
+        assert_eq!(s.release(r2).unwrap().unwrap().request.as_deref(), Some("{\"x\":1}"));
         assert_eq!(s.pending_releases().unwrap(), vec![r1, r2]);
         assert_eq!(s.last_release_round("a").unwrap(), None);
         s.set_release(r1, "running", Some(12), "").unwrap();

@@ -20,6 +20,17 @@
 //! ([`ReleaseStep::Switched`]); it never holds the plaintext. The researcher decrypts it locally
 //! and applies the disclosure control itself ([`decrypt_switched`]).
 //!
+//! **Signed by the researcher** ([`ReleaseInputs::request`]): every offer carries the researcher's
+//! signed request ([`crate::he_request`]); a holder refuses an offer that the study's researcher
+//! did not sign or that differs from it (another round, another target key, a decryption where a
+//! switch was asked for).
+//!
+//! **Co-signed by the sites** ([`crate::he_cosign`]): once the shares have made the result, the
+//! holders that accepted are asked ([`step::RELEASE_SIGN_START`]) to FROST-sign a
+//! [`StoreReleaseDocument`] naming the release (for a plain release with the finished result; for
+//! a key switch with the digest of the returned ciphertext), through the live release's `frost`
+//! commitment / request / share steps. The release ends only with that signature.
+//!
 //! Only descriptive studies are released this way (their encrypted round is the final result,
 //! finished with the same disclosure control as the live release); a model study's rounds are
 //! intermediate sums that sites refuse to release alone.
@@ -27,15 +38,20 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use seh_crypto::frost;
+use seh_crypto::frost::sign::{SignatureShare, SigningCommitment, SigningRequest};
 use seh_crypto::he::{DecryptionShare, HeContext, HeVector, ResearcherKey, ResearcherPublicKey};
 use seh_crypto::wire::{PartyId, ProtocolId, SessionGuard, SessionId, SigningKey};
 use serde::{Deserialize, Serialize};
 
 use crate::coordinator::Outbound;
+use crate::describe::DescribeResult;
 use crate::error::ProtocolError;
 use crate::federation::Federation;
+use crate::he_cosign::{SignedStoreResult, StoreReleaseDocument, StoreReleaseSignStart};
+use crate::he_request::SignedStoreRelease;
 use crate::he_wire::{he_error, step};
-use crate::messages;
+use crate::messages::{self, frost_step};
 use crate::spec::{Analysis, SignedStudy};
 
 /// Offer of a release from the encrypted store (coordinator → holder).
@@ -56,6 +72,9 @@ pub struct HeReleaseOffer {
     /// public key the result is switched to; absent for a decryption to the coordinator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_researcher_key: Option<String>,
+    /// The researcher's signed request, forwarded unchanged: each holder checks it
+    /// ([`SignedStoreRelease::check_offer`]) and refuses an offer the researcher did not sign.
+    pub request: SignedStoreRelease,
 }
 
 /// A holder's answer to a [`HeReleaseOffer`].
@@ -77,8 +96,12 @@ pub enum ReleaseStep {
     Done {
         /// The sum of the stored round.
         sum: Vec<u64>,
+        /// The finished result ([`describe_result`] with the sites' minimum cell count).
+        result: DescribeResult,
         /// The holders whose shares decrypted it.
         decryptors: Vec<PartyId>,
+        /// The sites' co-signature on the [`StoreReleaseDocument`] carrying `result`.
+        signed: SignedStoreResult,
     },
     /// A key switch: the sum as a ciphertext under the researcher's key (`HeVector` bytes);
     /// only the researcher's secret key decrypts it ([`decrypt_switched`]).
@@ -87,7 +110,15 @@ pub enum ReleaseStep {
         ciphertext: Vec<u8>,
         /// The holders whose key-switching shares made it.
         decryptors: Vec<PartyId>,
+        /// The sites' co-signature on the [`StoreReleaseDocument`] naming the ciphertext's digest.
+        signed: SignedStoreResult,
     },
+}
+
+/// The result before it is co-signed.
+enum Outcome {
+    Plain { sum: Vec<u64>, result: DescribeResult, decryptors: Vec<PartyId> },
+    Switched { ciphertext: Vec<u8>, decryptors: Vec<PartyId> },
 }
 
 enum Stage {
@@ -98,6 +129,18 @@ enum Stage {
         shares: BTreeMap<PartyId, DecryptionShare>,
         failed: BTreeSet<PartyId>,
         requests: u32,
+    },
+    Commit {
+        document: String,
+        outcome: Outcome,
+        asked: Vec<PartyId>,
+        commitments: BTreeMap<PartyId, SigningCommitment>,
+    },
+    Sign {
+        document: String,
+        outcome: Outcome,
+        request: SigningRequest,
+        shares: BTreeMap<PartyId, SignatureShare>,
     },
     Done,
 }
@@ -115,6 +158,11 @@ pub struct Release {
     guard: SessionGuard,
     stage: Stage,
     refusals: BTreeMap<PartyId, String>,
+    study: SignedStudy,
+    stored_round: u32,
+    contributors: Vec<PartyId>,
+    min_cell_count: u64,
+    request_sha256: String,
 }
 
 impl std::fmt::Debug for Release {
@@ -140,6 +188,11 @@ pub struct ReleaseInputs<'a> {
     pub candidates: &'a [PartyId],
     /// `Some`: switch the result to this researcher public key instead of decrypting it.
     pub target: Option<&'a ResearcherPublicKey>,
+    /// The researcher's signed request (forwarded in every offer; the holders check it).
+    pub request: &'a SignedStoreRelease,
+    /// The sites' minimum cell count (the largest over the accepting sites' policies): applied
+    /// to a plain result, named in the co-signed document of a key switch.
+    pub min_cell_count: u64,
 }
 
 impl Release {
@@ -180,6 +233,7 @@ impl Release {
             ciphertexts: agg.ciphertexts() as u32,
             key_digest: crate::hex::encode(&inputs.key_digest),
             to_researcher_key: inputs.target.map(|k| crate::hex::encode(&k.digest(&ctx))),
+            request: inputs.request.clone(),
         };
         let mut candidates = inputs.candidates.to_vec();
         candidates.sort();
@@ -196,24 +250,33 @@ impl Release {
             guard: SessionGuard::new(inputs.session, 8),
             stage: Stage::Offer(BTreeMap::new()),
             refusals: BTreeMap::new(),
+            study: inputs.study.clone(),
+            stored_round: inputs.round,
+            contributors: inputs.items.iter().map(|(p, _)| *p).collect(),
+            min_cell_count: inputs.min_cell_count,
+            request_sha256: inputs.request.digest(),
         };
         let payload = messages::to_payload(&offer);
         let out = candidates
             .iter()
-            .map(|p| r.outbound(*p, step::RELEASE_OFFER, payload.clone()))
+            .map(|p| r.outbound(*p, ProtocolId::ThresholdBfv, step::RELEASE_OFFER, payload.clone()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((r, out))
     }
 
-    fn outbound(&self, to: PartyId, step: u8, payload: Vec<u8>) -> Result<Outbound, ProtocolError> {
-        let bytes =
-            messages::seal(&self.key, ProtocolId::ThresholdBfv, step, PartyId::COORDINATOR, to, self.session, payload)?;
-        Ok(Outbound {
-            to,
-            round: self.session.round,
-            kind: messages::kind_label(ProtocolId::ThresholdBfv, step),
-            bytes,
-        })
+    fn outbound(
+        &self,
+        to: PartyId,
+        protocol: ProtocolId,
+        step: u8,
+        payload: Vec<u8>,
+    ) -> Result<Outbound, ProtocolError> {
+        let bytes = messages::seal(&self.key, protocol, step, PartyId::COORDINATOR, to, self.session, payload)?;
+        Ok(Outbound { to, round: self.session.round, kind: messages::kind_label(protocol, step), bytes })
+    }
+
+    fn name(&self, p: PartyId) -> String {
+        self.fed.site(p).map_or_else(|| p.to_string(), |s| s.name.clone())
     }
 
     /// The session of this release.
@@ -233,6 +296,12 @@ impl Release {
             Stage::Shares { decryptors, shares, .. } => {
                 decryptors.iter().filter(|p| !shares.contains_key(p)).copied().collect()
             }
+            Stage::Commit { asked, commitments, .. } => {
+                asked.iter().filter(|p| !commitments.contains_key(p)).copied().collect()
+            }
+            Stage::Sign { request, shares, .. } => {
+                request.signers().into_iter().filter(|p| !shares.contains_key(p)).collect()
+            }
             Stage::Done => Vec::new(),
         }
     }
@@ -247,6 +316,31 @@ impl Release {
             return Err(unexpected("message not from its transport sender or not for the coordinator"));
         }
         self.guard.check(&env)?;
+        let frost_error = |e: seh_crypto::frost::FrostError| ProtocolError::Unexpected {
+            party: from,
+            reason: format!("release co-signature: {e}"),
+        };
+        match &mut self.stage {
+            Stage::Commit { asked, commitments, .. }
+                if env.protocol == ProtocolId::Frost && env.step == frost_step::COMMITMENT =>
+            {
+                if !asked.contains(&from) {
+                    return Err(unexpected("signing commitment from a party that was not asked"));
+                }
+                commitments.insert(from, SigningCommitment::decode(&env.payload).map_err(frost_error)?);
+                return Ok(());
+            }
+            Stage::Sign { request, shares, .. }
+                if env.protocol == ProtocolId::Frost && env.step == frost_step::SHARE =>
+            {
+                if !request.signers().contains(&from) {
+                    return Err(unexpected("signature share from a party that was not asked"));
+                }
+                shares.insert(from, SignatureShare::decode(&env.payload).map_err(frost_error)?);
+                return Ok(());
+            }
+            _ => {}
+        }
         if env.protocol != ProtocolId::ThresholdBfv {
             return Err(unexpected("not a threshold-HE message"));
         }
@@ -294,14 +388,19 @@ impl Release {
             Stage::Shares { willing, decryptors, shares, mut failed, requests } => {
                 if decryptors.iter().all(|p| shares.contains_key(p)) {
                     let list: Vec<DecryptionShare> = decryptors.iter().filter_map(|p| shares.get(p).cloned()).collect();
-                    if self.target.is_some() {
+                    let outcome = if self.target.is_some() {
                         let switched = self.agg.key_switch(&self.ctx, &decryptors, &list).map_err(he_error)?;
                         let ciphertext = switched.to_bytes(&self.ctx).map_err(he_error)?;
-                        return Ok(ReleaseStep::Switched { ciphertext, decryptors });
-                    }
-                    let values = self.agg.threshold_decrypt(&self.ctx, &decryptors, &list).map_err(he_error)?;
-                    let sum = values.into_iter().map(|v| v as u64).collect();
-                    return Ok(ReleaseStep::Done { sum, decryptors });
+                        Outcome::Switched { ciphertext, decryptors }
+                    } else {
+                        let values = self.agg.threshold_decrypt(&self.ctx, &decryptors, &list).map_err(he_error)?;
+                        let sum: Vec<u64> = values.into_iter().map(|v| v as u64).collect();
+                        let result = describe_result(&self.study, &sum, self.min_cell_count)?;
+                        Outcome::Plain { sum, result, decryptors }
+                    };
+                    // Co-signers: every holder that accepted and did not fail.
+                    let signers: Vec<PartyId> = willing.iter().filter(|p| !failed.contains(p)).copied().collect();
+                    return self.sign_start(outcome, signers);
                 }
                 failed.extend(decryptors.iter().filter(|p| !shares.contains_key(p)));
                 let mut next: Vec<PartyId> = decryptors.iter().filter(|p| shares.contains_key(p)).copied().collect();
@@ -319,8 +418,79 @@ impl Release {
                 next.sort();
                 self.request(willing, next, failed, requests)
             }
+            Stage::Commit { document, outcome, commitments, .. } => {
+                let need = usize::from(self.fed.frost_threshold);
+                if commitments.len() < need {
+                    return Err(fail(format!(
+                        "{} of the {need} co-signers needed committed: the release is not co-signed",
+                        commitments.len()
+                    )));
+                }
+                let request = SigningRequest::new(&commitments, &crate::he_cosign::signing_message(&document))?;
+                let payload = request.encode()?;
+                let out = commitments
+                    .keys()
+                    .map(|p| self.outbound(*p, ProtocolId::Frost, frost_step::REQUEST, payload.clone()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.stage = Stage::Sign { document, outcome, request, shares: BTreeMap::new() };
+                Ok(ReleaseStep::Send(out))
+            }
+            Stage::Sign { document, outcome, request, shares } => {
+                if shares.len() < request.signers().len() {
+                    return Err(fail(
+                        "a co-signer did not return its signature share: the release is not co-signed".into(),
+                    ));
+                }
+                let sig = frost::aggregate(&request, &shares, &self.fed.frost_group)?;
+                let signed = SignedStoreResult {
+                    document,
+                    signature: crate::hex::encode(&sig.to_bytes()),
+                    signers: shares.keys().map(|p| self.name(*p)).collect(),
+                };
+                Ok(match outcome {
+                    Outcome::Plain { sum, result, decryptors } => ReleaseStep::Done { sum, result, decryptors, signed },
+                    Outcome::Switched { ciphertext, decryptors } => {
+                        ReleaseStep::Switched { ciphertext, decryptors, signed }
+                    }
+                })
+            }
             Stage::Done => Err(fail("the release is finished".into())),
         }
+    }
+
+    /// Builds the document to co-sign and sends it to `signers`.
+    fn sign_start(&mut self, outcome: Outcome, signers: Vec<PartyId>) -> Result<ReleaseStep, ProtocolError> {
+        let spec = self.study.unverified_spec()?;
+        let (decryptors, result, researcher_key, ciphertext_sha256) = match &outcome {
+            Outcome::Plain { result, decryptors, .. } => (decryptors, Some(result.clone()), None, None),
+            Outcome::Switched { ciphertext, decryptors } => (
+                decryptors,
+                None,
+                self.target.as_ref().map(|k| crate::hex::encode(&k.digest(&self.ctx))),
+                Some(crate::he_cosign::sha256_hex(ciphertext)),
+            ),
+        };
+        let doc = StoreReleaseDocument {
+            study_id: spec.study_id.clone(),
+            spec_sha256: self.study.digest(),
+            stored_round: self.stored_round,
+            session_round: self.session.round,
+            request_sha256: self.request_sha256.clone(),
+            contributors: self.contributors.iter().map(|p| self.name(*p)).collect(),
+            decryptors: decryptors.iter().map(|p| self.name(*p)).collect(),
+            min_cell_count: self.min_cell_count,
+            result,
+            researcher_key,
+            ciphertext_sha256,
+        };
+        let document = doc.to_json()?;
+        let payload = messages::to_payload(&StoreReleaseSignStart { document: document.clone() });
+        let out = signers
+            .iter()
+            .map(|p| self.outbound(*p, ProtocolId::ThresholdBfv, step::RELEASE_SIGN_START, payload.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.stage = Stage::Commit { document, outcome, asked: signers, commitments: BTreeMap::new() };
+        Ok(ReleaseStep::Send(out))
     }
 
     fn refusal_text(&self) -> String {
@@ -345,7 +515,7 @@ impl Release {
         let payload = req.to_bytes(&self.ctx);
         let out = decryptors
             .iter()
-            .map(|p| self.outbound(*p, step::SHARE_REQUEST, payload.clone()))
+            .map(|p| self.outbound(*p, ProtocolId::ThresholdBfv, step::SHARE_REQUEST, payload.clone()))
             .collect::<Result<Vec<_>, _>>()?;
         self.stage = Stage::Shares { willing, decryptors, shares: BTreeMap::new(), failed, requests: requests + 1 };
         Ok(ReleaseStep::Send(out))

@@ -29,6 +29,8 @@ use crate::he_release::HeReleaseOffer;
 use crate::he_wire::{self, he_error, open_inner, sign_inner, step, Bundle};
 use crate::messages;
 
+mod cosign;
+
 /// Most studies whose key a site keeps at once (the oldest is dropped beyond).
 pub const MAX_KEYS: usize = 8;
 /// Most decryption shares a site gives for one aggregation round (a retry after a decryptor
@@ -73,6 +75,10 @@ struct PendingRelease {
     /// Hex digest of the researcher public key a key-switched release goes to (`None`: a
     /// decryption to the coordinator). The share request must match it.
     target: Option<String>,
+    /// SHA-256 (hex) of the study's signed spec and of the researcher's signed request: what the
+    /// co-signed document must name.
+    spec_sha256: String,
+    request_sha256: String,
 }
 
 struct Contributed {
@@ -515,7 +521,15 @@ impl SiteHe {
         let target = offer.to_researcher_key.as_ref().map(|d| d.to_ascii_lowercase());
         self.releases.insert(
             study_id.to_owned(),
-            PendingRelease { session, round: offer.round, sites, shares_given: 0, target },
+            PendingRelease {
+                session,
+                round: offer.round,
+                sites,
+                shares_given: 0,
+                target,
+                spec_sha256: offer.study.digest(),
+                request_sha256: offer.request.digest(),
+            },
         );
         Ok(Ok(()))
     }

@@ -53,6 +53,10 @@ pub mod step {
     pub const RELEASE_OFFER: u8 = 30;
     /// Holder → coordinator: accept or refuse it (`he_release::HeReleaseAnswer`, JSON).
     pub const RELEASE_ANSWER: u8 = 31;
+    /// Coordinator → holder that accepted a release: co-sign its result
+    /// (`he_cosign::StoreReleaseSignStart`, JSON); the FROST commitment, request and share follow
+    /// as `frost` steps, as for a live release.
+    pub const RELEASE_SIGN_START: u8 = 32;
 }
 
 /// Most items in one bundle (two per holder, plus slack).

@@ -100,6 +100,8 @@ enum Stage {
     Committed(SigningNonces, String),
     /// FROST commitment sent for this coordinator log-head document.
     CommittedHead(SigningNonces, String),
+    /// FROST commitment sent for this release-from-the-store document.
+    CommittedStore(SigningNonces, String),
     /// Signature share sent for this release document; kept so the release need not resend it.
     CoSigned(String),
     Finished,
@@ -504,14 +506,20 @@ impl SiteMachine {
                 Ok(())
             }
             (ProtocolId::Frost, frost_step::REQUEST) => {
-                let (nonces, document, head) = match self.take_stage(study_id) {
-                    Stage::Committed(nonces, document) => (nonces, document, false),
-                    Stage::CommittedHead(nonces, document) => (nonces, document, true),
+                let (nonces, document, head, store) = match self.take_stage(study_id) {
+                    Stage::Committed(nonces, document) => (nonces, document, false, false),
+                    Stage::CommittedHead(nonces, document) => (nonces, document, true, false),
+                    Stage::CommittedStore(nonces, document) => (nonces, document, false, true),
                     _ => return Err(Self::unexpected("signing request without a commitment")),
                 };
                 let request = SigningRequest::decode(&env.payload)?;
-                let message =
-                    if head { crate::log_head::signing_message(&document) } else { signing_message(&document) };
+                let message = if head {
+                    crate::log_head::signing_message(&document)
+                } else if store {
+                    crate::he_cosign::signing_message(&document)
+                } else {
+                    signing_message(&document)
+                };
                 if request.message() != message.as_slice() {
                     return Err(ProtocolError::invalid("signing request", "message", "is not the approved document"));
                 }
@@ -527,6 +535,15 @@ impl SiteMachine {
                 };
                 self.send(out, study_id, env)?;
                 let digest = hex::encode(&sha2_digest(document.as_bytes()));
+                if store {
+                    out.push(audit(
+                        AuditKind::Release,
+                        study_id,
+                        json!({ "what": "co-signed release from the encrypted store", "document_sha256": digest }),
+                    ));
+                    self.set_stage(study_id, Stage::Finished);
+                    return Ok(());
+                }
                 if head {
                     out.push(audit(
                         AuditKind::Release,

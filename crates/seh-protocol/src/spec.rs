@@ -261,9 +261,38 @@ pub struct SignedStudy {
 }
 
 fn signing_input(spec: &str) -> Vec<u8> {
-    let mut m = SPEC_SIGNING_CONTEXT.to_vec();
-    m.extend_from_slice(spec.as_bytes());
+    context_input(SPEC_SIGNING_CONTEXT, spec)
+}
+
+fn context_input(context: &[u8], text: &str) -> Vec<u8> {
+    let mut m = context.to_vec();
+    m.extend_from_slice(text.as_bytes());
     m
+}
+
+/// Signs `text` the way a researcher signs a study ([`SignedStudy`]): Ed25519 over `context`
+/// (a domain-separation prefix ending in a NUL byte) followed by the text; returns the signature
+/// as 128 hex characters.
+pub(crate) fn sign_text(context: &[u8], text: &str, key: &SigningKey) -> String {
+    hex::encode(&ed25519_sign(key, &context_input(context, text)))
+}
+
+/// Checks a signature made by [`sign_text`] under `key`. Errors: a signature that is not 128 hex
+/// characters ([`ProtocolError::Invalid`] naming `what`) or does not verify
+/// ([`ProtocolError::BadSignature`] naming `what` and `signer`).
+pub(crate) fn verify_text(
+    context: &[u8],
+    text: &str,
+    signature: &str,
+    key: &VerifyingKey,
+    what: &'static str,
+    signer: &str,
+) -> Result<(), ProtocolError> {
+    let sig = hex::decode_array::<64>(signature)
+        .ok_or_else(|| ProtocolError::invalid(what, "signature", "not 128 hex characters"))?;
+    let sig = ed25519_dalek::Signature::from_bytes(&sig);
+    key.verify_strict(&context_input(context, text), &sig)
+        .map_err(|_| ProtocolError::BadSignature { what, signer: signer.to_owned() })
 }
 
 impl SignedStudy {
@@ -271,8 +300,8 @@ impl SignedStudy {
     pub fn sign(spec: &StudySpec, key: &SigningKey) -> Result<Self, ProtocolError> {
         spec.validate()?;
         let text = serde_json::to_string(spec).map_err(|e| ProtocolError::parse("study spec", &e))?;
-        let sig = ed25519_sign(key, &signing_input(&text));
-        Ok(SignedStudy { spec: text, signature: hex::encode(&sig) })
+        let signature = sign_text(SPEC_SIGNING_CONTEXT, &text, key);
+        Ok(SignedStudy { spec: text, signature })
     }
 
     /// The spec without checking the signature (for routing and naming the researcher).

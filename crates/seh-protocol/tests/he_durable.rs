@@ -8,7 +8,10 @@
 //!   another set of sites, and one without enough budget, is refused with a named reason;
 //! * the same round key-switched to the researcher's key (t = 3 of 5, two offline) decrypts with
 //!   that key to the numbers of the plain release, not with another key; the coordinator only
-//!   ever holds ciphertext; holders refuse a switch to a key other than the one offered.
+//!   ever holds ciphertext; holders refuse a switch to a key other than the one offered;
+//! * every offer carries the researcher's signed request: a coordinator that swaps the target key,
+//!   turns a decryption into a switch, changes the round, or offers a release the study's
+//!   researcher did not sign is refused by every holder, with nothing charged to the budget.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -23,6 +26,7 @@ use seh_protocol::coordinator::{Action, Checkpoint, CoordinatorStudy, Outbound};
 use seh_protocol::federation::Federation;
 use seh_protocol::he_keyrec::HeKeyRecord;
 use seh_protocol::he_release::{decrypt_switched, describe_result, Release, ReleaseInputs, ReleaseStep};
+use seh_protocol::he_request::{SignedStoreRelease, StoreReleaseRequest};
 use seh_protocol::policy::{SiteGovernance, SitePolicy};
 use seh_protocol::release::ReleaseDocument;
 use seh_protocol::site::{AuditKind, SiteMachine, SiteOutput};
@@ -46,6 +50,10 @@ struct World {
     /// Reasons of the messages sites rejected.
     rejected: Vec<(PartyId, String)>,
     study: SignedStudy,
+    /// The study's researcher's identity key (signs the study and its release requests).
+    alice: SigningKey,
+    /// Another researcher of the federation.
+    bob: SigningKey,
 }
 
 fn small_data(i: usize) -> DataFrame {
@@ -66,7 +74,7 @@ fn world(n: usize, t: u32, aggregation: Aggregation) -> World {
     let mut rng = ChaCha20Rng::seed_from_u64(5);
     let names: Vec<String> = (0..n).map(|i| format!("site-{i}")).collect();
     let (file, secrets) =
-        setup::generate("test", "coordinator", &names, &["alice".into()], t as u16, &mut rng).unwrap();
+        setup::generate("test", "coordinator", &names, &["alice".into(), "bob".into()], t as u16, &mut rng).unwrap();
     let fed = Arc::new(Federation::from_file(file).unwrap());
     let alice = &secrets.researchers["alice"];
     let researchers = [("alice".to_owned(), hex::encode(alice.verifying_key().as_bytes()))];
@@ -112,6 +120,8 @@ fn world(n: usize, t: u32, aggregation: Aggregation) -> World {
         exhaust: None,
         rejected: Vec::new(),
         study,
+        alice: alice.clone(),
+        bob: secrets.researchers["bob"].clone(),
     }
 }
 
@@ -289,7 +299,7 @@ fn release_any(
     down: &[PartyId],
 ) -> Result<Result<Vec<u64>, Vec<u8>>, String> {
     let mut out = first;
-    for _ in 0..4 {
+    for _ in 0..8 {
         for o in std::mem::take(&mut out) {
             if down.contains(&o.to) {
                 continue;
@@ -301,12 +311,23 @@ fn release_any(
         }
         match r.close().map_err(|e| e.to_string())? {
             ReleaseStep::Send(next) => out = next,
-            ReleaseStep::Done { sum, decryptors } => {
+            ReleaseStep::Done { sum, result, decryptors, signed } => {
                 assert!(decryptors.iter().all(|p| !down.contains(p)));
+                // Co-signed by the online holders: the document carries the finished result.
+                let doc = signed.verify(&w.fed.group_key()).unwrap();
+                assert_eq!(doc.result.as_ref(), Some(&result));
+                assert!(doc.ciphertext_sha256.is_none() && doc.researcher_key.is_none());
+                assert_eq!(doc.decryptors.len(), decryptors.len());
+                assert!(signed.signers.len() >= usize::from(w.fed.frost_threshold));
                 return Ok(Ok(sum));
             }
-            ReleaseStep::Switched { ciphertext, decryptors } => {
+            ReleaseStep::Switched { ciphertext, decryptors, signed } => {
                 assert!(decryptors.iter().all(|p| !down.contains(p)));
+                // Co-signed: the document names the ciphertext's digest, never a result.
+                let doc = signed.verify(&w.fed.group_key()).unwrap();
+                assert!(doc.result.is_none() && doc.researcher_key.is_some());
+                assert_eq!(doc.ciphertext_sha256, Some(seh_protocol::he_cosign::sha256_hex(&ciphertext)));
+                assert!(!signed.document.contains("\"mean\""));
                 return Ok(Err(ciphertext));
             }
         }
@@ -325,6 +346,23 @@ fn start_to(
     items: &[(PartyId, Vec<u8>)],
     target: Option<&ResearcherPublicKey>,
 ) -> (Release, Vec<Outbound>) {
+    // What `seh study release` signs: the stored round and the target key's digest.
+    let stored_round = f.study.he_store_encoded().unwrap().0;
+    let ctx = seh_protocol::he_site::context().unwrap();
+    let digest = target.map(|k| hex::encode(&k.digest(&ctx)));
+    let req = StoreReleaseRequest::new(STUDY, "alice", Some(stored_round), digest.as_deref());
+    let signed = SignedStoreRelease::sign(&req, &w.alice).unwrap();
+    start_signed(w, f, round, items, target, &signed)
+}
+
+fn start_signed(
+    w: &World,
+    f: &Finished,
+    round: u32,
+    items: &[(PartyId, Vec<u8>)],
+    target: Option<&ResearcherPublicKey>,
+    request: &SignedStoreRelease,
+) -> (Release, Vec<Outbound>) {
     let candidates: Vec<PartyId> = f.cp.decided.as_ref().unwrap().accepted.iter().map(|p| PartyId(*p)).collect();
     let session = SessionId { study: w.study.unverified_spec().unwrap().id().unwrap(), round };
     let stored_round = f.study.he_store_encoded().unwrap().0;
@@ -339,6 +377,8 @@ fn start_to(
             key_digest: f.study.he_key_digest().unwrap(),
             candidates: &candidates,
             target,
+            request,
+            min_cell_count: f.cp.decided.as_ref().unwrap().min_cell_count,
         },
     )
     .unwrap()
@@ -422,6 +462,8 @@ fn model_studies_are_not_released_from_the_store() {
         key_digest: [0; 32],
         candidates: &[PartyId(1), PartyId(2)],
         target: None,
+        request: &SignedStoreRelease::sign(&StoreReleaseRequest::new(STUDY, "alice", Some(3), None), &w.alice).unwrap(),
+        min_cell_count: 3,
     };
     let e = Release::start(w.fed.clone(), w.coordinator_key.clone(), inputs).unwrap_err().to_string();
     assert!(e.contains("only descriptive studies"), "{e}");
@@ -531,4 +573,176 @@ fn a_stored_round_switched_to_the_researchers_key_decrypts_only_with_that_key() 
     assert_eq!(w.rejected.len(), 3, "{:#?}", w.rejected);
     assert!(w.rejected.iter().all(|(_, r)| r.contains("another researcher key")), "{:#?}", w.rejected);
     drop(r1);
+}
+
+#[test]
+fn a_release_the_researcher_did_not_sign_as_offered_is_refused_by_every_holder() {
+    let mut w = world(5, 3, Aggregation::He);
+    let f = run(&mut w, None);
+    let (stored_round, items) = f.study.he_store_encoded().unwrap();
+    for p in 1..=5 {
+        w.restart(PartyId(p));
+    }
+    let down = [PartyId(1), PartyId(3)];
+    let up = [PartyId(2), PartyId(4), PartyId(5)];
+    let ctx = seh_protocol::he_site::context().unwrap();
+    let mut rng = ChaCha20Rng::seed_from_u64(78);
+    let mine = ResearcherKey::generate(&ctx, &mut rng).unwrap();
+    let theirs = ResearcherKey::generate(&ctx, &mut rng).unwrap();
+    let mine_digest = hex::encode(&mine.public_key().digest(&ctx));
+    let budgets = |w: &World| up.iter().map(|p| budget(w, *p)).collect::<Vec<_>>();
+    let before = budgets(&w);
+    let records_before: Vec<Vec<u8>> = up.iter().map(|p| w.records[p].clone()).collect();
+    let sign = |k: &SigningKey, who: &str, round: u32, to: Option<&str>| {
+        SignedStoreRelease::sign(&StoreReleaseRequest::new(STUDY, who, Some(round), to), k).unwrap()
+    };
+    let (alice, bob) = (w.alice.clone(), w.bob.clone());
+    // The coordinator signs in the researcher's name with its own identity key.
+    let coordinator = w.coordinator_key.clone();
+    let cases: Vec<(SignedStoreRelease, Option<&ResearcherPublicKey>, &str)> = vec![
+        // Signed for my key, offered as a switch to the coordinator's key.
+        (sign(&alice, "alice", stored_round, Some(&mine_digest)), Some(theirs.public_key()), "another key than"),
+        // Signed as a decryption, offered as a switch.
+        (sign(&alice, "alice", stored_round, None), Some(theirs.public_key()), "asked for a decryption"),
+        // Signed as a switch, offered as a decryption to the coordinator.
+        (sign(&alice, "alice", stored_round, Some(&mine_digest)), None, "asked for a key switch"),
+        // Another stored round than the researcher asked for.
+        (sign(&alice, "alice", stored_round + 7, None), None, "asked for stored round"),
+        // No researcher signed it: the coordinator's key, in alice's name.
+        (sign(&coordinator, "alice", stored_round, None), None, "not signed by a researcher"),
+        // A name that is not a researcher of the federation.
+        (sign(&coordinator, "mallory", stored_round, None), None, "not a researcher of this federation"),
+        // Another researcher of the federation, not the one who signed the study.
+        (sign(&bob, "bob", stored_round, None), None, "not by the study's researcher alice"),
+    ];
+    for (i, (request, target, why)) in cases.into_iter().enumerate() {
+        let (mut r, first) = start_signed(&w, &f, f.cp.round + 1 + i as u32, &items, target, &request);
+        let mut reasons = Vec::new();
+        for o in first.iter().filter(|o| !down.contains(&o.to)) {
+            let (sent, out) = w.deliver(o.to, &o.bytes);
+            for (_, bytes) in sent {
+                r.receive(o.to, &bytes).unwrap();
+            }
+            // Each holder audits its refusal as a policy decision, naming the reason.
+            let audited = out.iter().find_map(|o| match o {
+                SiteOutput::Audit(a) if a.kind == AuditKind::PolicyDecision && a.details["accept"] == false => {
+                    a.details["reason"].as_str().map(str::to_owned)
+                }
+                _ => None,
+            });
+            reasons.push(audited.unwrap_or_else(|| panic!("case {i}: site {} did not refuse: {out:#?}", o.to)));
+        }
+        assert_eq!(reasons.len(), 3);
+        assert!(reasons.iter().all(|r| r.contains(why)), "case {i}: {reasons:#?}");
+        assert_eq!(r.refusals().len(), 3, "case {i}");
+        let e = r.close().unwrap_err().to_string();
+        assert!(e.contains("0 of the t = 3") && e.contains(why), "case {i}: {e}");
+        assert_eq!(budgets(&w), before, "case {i}: nothing charged");
+        let records: Vec<Vec<u8>> = up.iter().map(|p| w.records[p].clone()).collect();
+        assert_eq!(records, records_before, "case {i}: no release recorded");
+    }
+    // The same offers, signed as offered by the study's researcher, are released.
+    let (r, first) = start_to(&w, &f, f.cp.round + 20, &items, Some(mine.public_key()));
+    let ct = release_any(&mut w, r, first, &down).unwrap().expect_err("a key-switched result");
+    let min_cell = f.cp.decided.as_ref().unwrap().min_cell_count;
+    assert_eq!(decrypt_switched(&w.study, &ct, &mine, min_cell).unwrap(), f.doc.result);
+}
+
+#[test]
+fn holders_co_sign_only_the_release_they_took_part_in() {
+    use seh_protocol::he_cosign::{StoreReleaseDocument, StoreReleaseSignStart};
+    use seh_protocol::he_wire::step;
+    let mut w = world(5, 3, Aggregation::He);
+    let f = run(&mut w, None);
+    let (_, items) = f.study.he_store_encoded().unwrap();
+    let down = [PartyId(1), PartyId(3)];
+    let (mut r, first) = start(&w, &f, f.cp.round + 1, &items);
+    // Offer, then shares: the release then asks for co-signatures.
+    let mut out = first;
+    let mut sign_starts = Vec::new();
+    for _ in 0..2 {
+        for o in std::mem::take(&mut out) {
+            if down.contains(&o.to) {
+                continue;
+            }
+            let (sent, _) = w.deliver(o.to, &o.bytes);
+            for (_, bytes) in sent {
+                r.receive(o.to, &bytes).unwrap();
+            }
+        }
+        let ReleaseStep::Send(next) = r.close().unwrap() else { panic!("expected a next step") };
+        out = next;
+    }
+    sign_starts.extend(out);
+    assert_eq!(sign_starts.len(), 3, "every online holder that accepted is asked to co-sign");
+    let genuine = sign_starts.iter().find(|o| o.to == PartyId(2)).unwrap();
+    let env = seh_protocol::messages::open(&genuine.bytes, w.fed.roster()).unwrap();
+    let start: StoreReleaseSignStart = serde_json::from_slice(&env.payload).unwrap();
+    let doc = StoreReleaseDocument::from_json(&start.document).unwrap();
+    assert!(doc.result.is_some() && doc.ciphertext_sha256.is_none());
+    // Forged documents, sealed by the coordinator in the same session: each is refused, naming
+    // the mismatch, and no commitment leaves.
+    let mut fewer = doc.clone();
+    fewer.contributors.pop();
+    let mut round = doc.clone();
+    round.stored_round += 1;
+    let mut request = doc.clone();
+    request.request_sha256 = "00".repeat(32);
+    let mut switched = doc.clone();
+    (switched.result, switched.researcher_key, switched.ciphertext_sha256) =
+        (None, Some("11".repeat(32)), Some("22".repeat(32)));
+    let mut small = doc.clone();
+    small.min_cell_count = 1;
+    let forged = [
+        (fewer, "other contributors"),
+        (round, "another round"),
+        (request, "another signed release request"),
+        (switched, "not the decryption that was offered"),
+        (small, "minimum cell count"),
+    ];
+    for (bad, why) in forged {
+        let payload = serde_json::to_vec(&StoreReleaseSignStart { document: bad.to_json().unwrap() }).unwrap();
+        let bytes = seh_protocol::messages::seal(
+            &w.coordinator_key,
+            seh_crypto::wire::ProtocolId::ThresholdBfv,
+            step::RELEASE_SIGN_START,
+            PartyId::COORDINATOR,
+            PartyId(2),
+            env.session,
+            payload,
+        )
+        .unwrap();
+        w.rejected.clear();
+        let (sent, _) = w.deliver(PartyId(2), &bytes);
+        assert!(sent.is_empty(), "{why}: a commitment left");
+        assert!(w.rejected.iter().any(|(_, r)| r.contains(why)), "{why}: {:#?}", w.rejected);
+    }
+    // The genuine document is co-signed and the release completes with the group's signature.
+    for o in sign_starts {
+        let (sent, _) = w.deliver(o.to, &o.bytes);
+        assert_eq!(sent.len(), 1);
+        for (_, bytes) in sent {
+            r.receive(o.to, &bytes).unwrap();
+        }
+    }
+    let ReleaseStep::Send(requests) = r.close().unwrap() else { panic!("expected signing requests") };
+    for o in requests {
+        let (sent, out) = w.deliver(o.to, &o.bytes);
+        assert!(out.iter().any(|x| matches!(x, SiteOutput::Audit(a) if a.kind == AuditKind::Release
+            && a.details["what"] == "co-signed release from the encrypted store")));
+        for (_, bytes) in sent {
+            r.receive(o.to, &bytes).unwrap();
+        }
+    }
+    let ReleaseStep::Done { result, signed, .. } = r.close().unwrap() else { panic!("expected the result") };
+    let got = signed.verify(&w.fed.group_key()).unwrap();
+    assert_eq!(got, doc);
+    assert_eq!(got.result, Some(result));
+    // A live release's signature is not a store release's (distinct FROST purposes).
+    let relabelled = seh_protocol::release::SignedRelease {
+        document: signed.document.clone(),
+        signature: signed.signature.clone(),
+        signers: signed.signers.clone(),
+    };
+    assert!(relabelled.verify(&w.fed.group_key()).is_err());
 }

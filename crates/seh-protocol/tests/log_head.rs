@@ -18,8 +18,8 @@ use seh_policy::policy::{open_policy_toml, AnalysisKind};
 use seh_protocol::coordinator::{Action, Checkpoint, CoordinatorStudy};
 use seh_protocol::federation::Federation;
 use seh_protocol::log_head::{
-    check_log, check_site_head, next_document, next_segment_within, HeadDocument, HeadRef, HeadSignStart, LogHeadError,
-    SegmentLimits, SignedHead, SiteHeadError, MAX_SEGMENT_ENTRIES,
+    check_evidence, check_log, check_site_head, next_document, next_segment_within, HeadDocument, HeadRef, HeadRefusal,
+    HeadSignStart, LogHeadError, SegmentLimits, SignedHead, SiteHeadError, MAX_SEGMENT_ENTRIES,
 };
 use seh_protocol::policy::{SiteGovernance, SitePolicy};
 use seh_protocol::site::{AuditKind, SiteMachine, SiteOutput};
@@ -520,4 +520,38 @@ fn a_full_segment_fits_one_audit_line_and_a_longer_one_is_refused() {
     let over = doc(MAX_SEGMENT_ENTRIES);
     let err = over.check_extends("fed-test", None).unwrap_err();
     assert!(err.to_string().contains(&format!("more than the {MAX_SEGMENT_ENTRIES}")), "{err}");
+}
+
+/// Regression (found while fuzzing `check_evidence`): a coordinator-signed line at seq u64::MAX,
+/// after a previous head at u64::MAX − 1, overflowed the site's seq counter (a panic with overflow
+/// checks on). The input is the fuzz target's layout: flag byte, previous head seq (u64 BE), then
+/// newline-separated lines; signed with the fuzz target's fixed coordinator key `[7; 32]`.
+#[test]
+fn evidence_at_the_last_sequence_number_does_not_overflow() {
+    let data = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/evidence_seq_u64_max.bin")).unwrap();
+    let (header, body) = data.split_at(9);
+    let from = u64::from_be_bytes(header[1..9].try_into().unwrap());
+    assert_eq!(header[0] & 1, 1, "the input has a previous head");
+    assert_eq!(from, u64::MAX - 1);
+    let lines: Vec<String> = body.split(|&b| b == b'\n').map(|l| String::from_utf8_lossy(l).into_owned()).collect();
+    assert_eq!(lines.len(), 1);
+    let entry = seh_audit::decode_line(lines[0].as_bytes()).unwrap();
+    assert_eq!(entry.seq(), u64::MAX);
+    let doc = HeadDocument {
+        federation: "fuzz".into(),
+        seq: u64::MAX,
+        hash: entry.hash().to_hex(),
+        prev: Some(HeadRef { seq: from, hash: "ab".repeat(32) }),
+        between: Vec::new(),
+    };
+    doc.check_extends("fuzz", None).unwrap();
+    let coordinator = SigningKey::from_bytes(&[7; 32]).verifying_key();
+    // The line links to the stated previous head, hashes and verifies: accepted, no overflow.
+    check_evidence(&doc, &lines, &coordinator).unwrap();
+    // A second line after the head is refused, naming the seq after the head (saturated).
+    let two = vec![lines[0].clone(), lines[0].clone()];
+    assert!(matches!(
+        check_evidence(&doc, &two, &coordinator),
+        Err(HeadRefusal::Evidence { seq: u64::MAX, what: "a line beyond the head was sent" })
+    ));
 }

@@ -58,11 +58,16 @@ pub fn check_evidence(doc: &HeadDocument, lines: &[String], coordinator: &Verify
         }
         None => (0, Hash32::GENESIS),
     };
-    let mut seq = first;
+    // The seq the next line must carry; `None` once the line at seq u64::MAX was checked (no
+    // arithmetic here may overflow: the seqs come from the coordinator).
+    let mut next = Some(first);
     for line in lines {
-        if seq > doc.seq {
-            return Err(HeadRefusal::Evidence { seq, what: "a line beyond the head was sent" });
-        }
+        let Some(seq) = next.filter(|s| *s <= doc.seq) else {
+            return Err(HeadRefusal::Evidence {
+                seq: doc.seq.saturating_add(1),
+                what: "a line beyond the head was sent",
+            });
+        };
         let bad = |what: &'static str| HeadRefusal::Evidence { seq, what };
         let entry = decode_line(line.as_bytes()).map_err(|_| bad("the line is not a canonical log entry"))?;
         if entry.seq() != seq {
@@ -83,10 +88,10 @@ pub fn check_evidence(doc: &HeadDocument, lines: &[String], coordinator: &Verify
             return Err(bad("the entry's hash differs from the document"));
         }
         prev = entry.hash();
-        seq += 1;
+        next = seq.checked_add(1);
     }
-    if seq <= doc.seq {
-        return Err(HeadRefusal::Evidence { seq, what: "the line for this entry is missing" });
+    match next {
+        Some(seq) if seq <= doc.seq => Err(HeadRefusal::Evidence { seq, what: "the line for this entry is missing" }),
+        _ => Ok(()),
     }
-    Ok(())
 }

@@ -3,16 +3,20 @@
 //! and the durable key records. The threshold-HE state is [`crate::he_site`]; this file only
 //! wires it into [`SiteMachine`] (policy re-check, signing, persistence order, audit events).
 
-use seh_crypto::wire::{Envelope, SessionId};
+use rand::rngs::OsRng;
+use seh_crypto::frost;
+use seh_crypto::wire::{Envelope, PartyId, ProtocolId, SessionId};
 use serde_json::json;
 
 use super::{audit, AuditKind, SiteMachine, SiteOutput, Stage};
+use crate::describe::respects_min_count;
 use crate::error::ProtocolError;
+use crate::he_cosign::{StoreReleaseDocument, StoreReleaseSignStart};
 use crate::he_keyrec::HeKeyRecord;
 use crate::he_release::{HeReleaseAnswer, HeReleaseOffer};
 use crate::he_site::Reply;
 use crate::he_wire::{step, HeSetupStart};
-use crate::messages;
+use crate::messages::{self, frost_step};
 use crate::spec::Aggregation;
 
 impl SiteMachine {
@@ -72,6 +76,9 @@ impl SiteMachine {
         if env.step == step::RELEASE_OFFER {
             return self.he_release_offer(study_id, env, out);
         }
+        if env.step == step::RELEASE_SIGN_START {
+            return self.he_release_sign(study_id, env, out);
+        }
         let reply = self.he.handle(study_id, env, self.me, &self.key, self.fed.roster())?;
         self.he_reply(study_id, env.session, reply, out)
     }
@@ -98,7 +105,12 @@ impl SiteMachine {
             Ok(_) if !matches!(spec.analysis, crate::spec::Analysis::Describe(_)) => {
                 Err("only descriptive studies are released from the encrypted store".to_owned())
             }
-            Ok(_) => self.he.release_offer(study_id, env.session, &offer)?,
+            // The researcher who signed the study (and whom the policy just admitted) must have
+            // signed this very release; checked before any key state is touched.
+            Ok(_) => match offer.request.check_offer(&self.fed, &spec, &offer) {
+                Err(reason) => Err(reason),
+                Ok(()) => self.he.release_offer(study_id, env.session, &offer)?,
+            },
         };
         let answer = match verdict {
             Ok(()) => HeReleaseAnswer { accept: true, reason: String::new() },
@@ -109,6 +121,7 @@ impl SiteMachine {
             study_id,
             json!({ "what": "release from the encrypted store", "stored_round": offer.round,
                     "to_researcher_key": offer.to_researcher_key,
+                    "signed_request": offer.request.digest(),
                     "accept": answer.accept, "reason": answer.reason }),
         ));
         let reply = crate::he_site::Reply {
@@ -125,6 +138,53 @@ impl SiteMachine {
             persist: false,
         };
         self.he_reply(study_id, env.session, reply, out)
+    }
+
+    /// [`step::RELEASE_SIGN_START`]: checks that the document names the release this site accepted
+    /// in this session (and, for a plain result, respects its minimum cell count), then answers
+    /// with a FROST commitment; the signature share follows through the `frost` request step.
+    /// A mismatch is an error naming it (audited as a rejection by [`SiteMachine::handle`]).
+    fn he_release_sign(
+        &mut self,
+        study_id: &str,
+        env: &Envelope,
+        out: &mut Vec<SiteOutput>,
+    ) -> Result<(), ProtocolError> {
+        let start: StoreReleaseSignStart = messages::from_payload("release sign start", &env.payload)?;
+        let doc = StoreReleaseDocument::from_json(&start.document)?;
+        let fed = self.fed.clone();
+        let name = move |p: PartyId| fed.site(p).map_or_else(|| p.to_string(), |s| s.name.clone());
+        self.he
+            .check_release_document(study_id, env.session, &doc, &name)
+            .map_err(|r| ProtocolError::invalid("store release document", "document", r))?;
+        if let Some(result) = &doc.result {
+            if doc.min_cell_count < self.gov.min_cell_count() || !respects_min_count(result, doc.min_cell_count) {
+                return Err(ProtocolError::invalid(
+                    "store release document",
+                    "result",
+                    "violates this site's minimum cell count",
+                ));
+            }
+        }
+        out.push(audit(
+            AuditKind::Request,
+            study_id,
+            json!({ "round": env.session.round, "what": "co-sign release from the encrypted store",
+                    "stored_round": doc.stored_round, "key_switch": doc.researcher_key.is_some() }),
+        ));
+        let (nonces, commitment) = frost::commit(&self.frost_share, &mut OsRng);
+        let reply = Envelope {
+            protocol: ProtocolId::Frost,
+            step: frost_step::COMMITMENT,
+            sender: self.me,
+            recipient: PartyId::COORDINATOR,
+            session: env.session,
+            nonce: messages::nonce(),
+            payload: commitment.encode()?,
+        };
+        self.send(out, study_id, reply)?;
+        self.set_stage(study_id, Stage::CommittedStore(nonces, start.document));
+        Ok(())
     }
 
     /// Encrypts this round's contribution under the study's collective key and sends it.
