@@ -264,6 +264,30 @@ impl SiteMachine {
         Ok((spec, admitted))
     }
 
+    /// Answers a FROST signing start (a release, a log head, a release from the store) with a fresh
+    /// commitment and keeps the nonces in the stage `stage` builds, until the signing request.
+    fn frost_commit(
+        &mut self,
+        out: &mut Vec<SiteOutput>,
+        study_id: &str,
+        session: SessionId,
+        stage: impl FnOnce(SigningNonces) -> Stage,
+    ) -> Result<(), ProtocolError> {
+        let (nonces, commitment) = frost::commit(&self.frost_share, &mut OsRng);
+        let env = Envelope {
+            protocol: ProtocolId::Frost,
+            step: frost_step::COMMITMENT,
+            sender: self.me,
+            recipient: PartyId::COORDINATOR,
+            session,
+            nonce: messages::nonce(),
+            payload: commitment.encode()?,
+        };
+        self.send(out, study_id, env)?;
+        self.set_stage(study_id, stage(nonces));
+        Ok(())
+    }
+
     fn send(&self, out: &mut Vec<SiteOutput>, study_id: &str, env: Envelope) -> Result<(), ProtocolError> {
         let (round, kind) = (env.session.round, messages::kind_label(env.protocol, env.step));
         let bytes = messages::seal_envelope(&self.key, env)?;
@@ -491,19 +515,7 @@ impl SiteMachine {
                     study_id,
                     json!({ "round": round, "what": "co-sign release", "suppressed": doc.result.suppressed }),
                 ));
-                let (nonces, commitment) = frost::commit(&self.frost_share, &mut OsRng);
-                let env = Envelope {
-                    protocol: ProtocolId::Frost,
-                    step: frost_step::COMMITMENT,
-                    sender: self.me,
-                    recipient: PartyId::COORDINATOR,
-                    session,
-                    nonce: messages::nonce(),
-                    payload: commitment.encode()?,
-                };
-                self.send(out, study_id, env)?;
-                self.set_stage(study_id, Stage::Committed(nonces, start.document));
-                Ok(())
+                self.frost_commit(out, study_id, session, |nonces| Stage::Committed(nonces, start.document))
             }
             (ProtocolId::Frost, frost_step::REQUEST) => {
                 let (nonces, document, head, store) = match self.take_stage(study_id) {

@@ -3,9 +3,7 @@
 //! and the durable key records. The threshold-HE state is [`crate::he_site`]; this file only
 //! wires it into [`SiteMachine`] (policy re-check, signing, persistence order, audit events).
 
-use rand::rngs::OsRng;
-use seh_crypto::frost;
-use seh_crypto::wire::{Envelope, PartyId, ProtocolId, SessionId};
+use seh_crypto::wire::{Envelope, PartyId, SessionId};
 use serde_json::json;
 
 use super::{audit, AuditKind, SiteMachine, SiteOutput, Stage};
@@ -16,7 +14,7 @@ use crate::he_keyrec::HeKeyRecord;
 use crate::he_release::{HeReleaseAnswer, HeReleaseOffer};
 use crate::he_site::Reply;
 use crate::he_wire::{step, HeSetupStart};
-use crate::messages::{self, frost_step};
+use crate::messages;
 use crate::spec::Aggregation;
 
 impl SiteMachine {
@@ -172,19 +170,7 @@ impl SiteMachine {
             json!({ "round": env.session.round, "what": "co-sign release from the encrypted store",
                     "stored_round": doc.stored_round, "key_switch": doc.researcher_key.is_some() }),
         ));
-        let (nonces, commitment) = frost::commit(&self.frost_share, &mut OsRng);
-        let reply = Envelope {
-            protocol: ProtocolId::Frost,
-            step: frost_step::COMMITMENT,
-            sender: self.me,
-            recipient: PartyId::COORDINATOR,
-            session: env.session,
-            nonce: messages::nonce(),
-            payload: commitment.encode()?,
-        };
-        self.send(out, study_id, reply)?;
-        self.set_stage(study_id, Stage::CommittedStore(nonces, start.document));
-        Ok(())
+        self.frost_commit(out, study_id, env.session, |nonces| Stage::CommittedStore(nonces, start.document))
     }
 
     /// Encrypts this round's contribution under the study's collective key and sends it.

@@ -3,15 +3,13 @@
 //! recomputes to the stated chain, persist the new head, then commit with FROST (the signature
 //! share follows through the release's `frost/1` request step).
 
-use rand::rngs::OsRng;
-use seh_crypto::frost;
-use seh_crypto::wire::{Envelope, PartyId, ProtocolId};
+use seh_crypto::wire::Envelope;
 use serde_json::json;
 
 use super::{audit, AuditKind, SiteMachine, SiteOutput, Stage};
 use crate::error::ProtocolError;
 use crate::log_head::{HeadRef, HeadSignStart};
-use crate::messages::{self, frost_step};
+use crate::messages;
 
 impl SiteMachine {
     /// Restores the coordinator log head this site co-signed last (what
@@ -48,18 +46,6 @@ impl SiteMachine {
         let head = doc.head();
         out.push(SiteOutput::RecordLogHead(head.clone()));
         self.cosigned_head = Some(head);
-        let (nonces, commitment) = frost::commit(&self.frost_share, &mut OsRng);
-        let reply = Envelope {
-            protocol: ProtocolId::Frost,
-            step: frost_step::COMMITMENT,
-            sender: self.me,
-            recipient: PartyId::COORDINATOR,
-            session: env.session,
-            nonce: messages::nonce(),
-            payload: commitment.encode()?,
-        };
-        self.send(out, study_id, reply)?;
-        self.set_stage(study_id, Stage::CommittedHead(nonces, start.document));
-        Ok(())
+        self.frost_commit(out, study_id, env.session, |nonces| Stage::CommittedHead(nonces, start.document))
     }
 }
