@@ -290,43 +290,6 @@ pub(crate) async fn drive(
     Ok(())
 }
 
-/// Waits (at most `connect_grace`) for the key holders to connect before the offers go out: until
-/// every holder is connected, or until `t` are and [`SETTLE`] has passed since (holders that are
-/// down do not hold a release for the whole grace period; an offer to a holder that is not
-/// connected yet would be lost).
-async fn wait_for_holders(
-    config: &CoordinatorConfig,
-    sinks: &Sinks,
-    fed: &seh_protocol::federation::Federation,
-    holders: &[PartyId],
-    t: usize,
-) {
-    let wanted: Vec<NodeId> =
-        holders.iter().filter_map(|p| fed.site(*p)).filter_map(|s| NodeId::parse(&s.name).ok()).collect();
-    let grace = tokio::time::Instant::now() + config.connect_grace;
-    let mut quorum_since: Option<tokio::time::Instant> = None;
-    loop {
-        let now = tokio::time::Instant::now();
-        let connected = {
-            let s = lock(sinks);
-            wanted.iter().filter(|w| s.contains_key(*w)).count()
-        };
-        if connected == wanted.len() || now >= grace {
-            return;
-        }
-        if connected >= t {
-            let since = *quorum_since.get_or_insert(now);
-            if now >= since + SETTLE {
-                return;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
-/// How long a release waits for more holders once `t` are connected.
-const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
-
 async fn run_release(
     config: &CoordinatorConfig,
     store: &Arc<Mutex<Store>>,
@@ -378,7 +341,9 @@ async fn run_release(
         request: &request,
         min_cell_count: decided.min_cell_count,
     };
-    wait_for_holders(config, sinks, &fed, &candidates, spec.threshold as usize).await;
+    let holders: Vec<NodeId> =
+        candidates.iter().filter_map(|p| fed.site(*p)).filter_map(|s| NodeId::parse(&s.name).ok()).collect();
+    crate::wait_for_sites(config, sinks, &holders, Some(spec.threshold as usize)).await;
     let (mut release, first) = Release::start(fed.clone(), config.key.clone(), inputs)?;
     let mut traffic = Traffic::default();
     let mut deadline = tokio::time::Instant::now() + config.round_timeout;

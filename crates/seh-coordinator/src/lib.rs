@@ -274,10 +274,7 @@ async fn drive(
     // Wait for the study's sites to connect (bounded).
     let spec = stored.study.unverified_spec()?;
     let wanted: Vec<NodeId> = spec.sites.iter().filter_map(|s| NodeId::parse(s).ok()).collect();
-    let grace = tokio::time::Instant::now() + config.connect_grace;
-    while tokio::time::Instant::now() < grace && !wanted.iter().all(|w| lock(sinks).contains_key(w)) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_sites(config, sinks, &wanted, None).await;
     audit.record(
         EntryKind::System,
         json!({ "study": study_id, "event": if resumed { "study resumed" } else { "study started" }, "round": checkpoint.round }),
@@ -469,3 +466,34 @@ pub fn parse_submission(payload: &[u8]) -> Result<SignedStudy, CoordinatorError>
     serde_json::from_slice(payload)
         .map_err(|e| CoordinatorError::Protocol(seh_protocol::ProtocolError::parse("study submission", &e)))
 }
+
+/// Waits (at most `connect_grace`) for the `wanted` sites to connect: until all are connected, or,
+/// with `quorum = Some(q)`, until `q` are and [`QUORUM_SETTLE`] has passed since (sites that are
+/// down then do not hold the work for the whole grace period). A message to a site that is not
+/// connected yet would be lost, so studies and releases wait here before their first message.
+pub(crate) async fn wait_for_sites(
+    config: &CoordinatorConfig,
+    sinks: &Sinks,
+    wanted: &[NodeId],
+    quorum: Option<usize>,
+) {
+    let grace = tokio::time::Instant::now() + config.connect_grace;
+    let mut quorum_since: Option<tokio::time::Instant> = None;
+    loop {
+        let now = tokio::time::Instant::now();
+        let connected = {
+            let s = lock(sinks);
+            wanted.iter().filter(|w| s.contains_key(*w)).count()
+        };
+        if connected == wanted.len() || now >= grace {
+            return;
+        }
+        if quorum.is_some_and(|q| connected >= q) && now >= *quorum_since.get_or_insert(now) + QUORUM_SETTLE {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// How long [`wait_for_sites`] waits for more sites once a quorum is connected.
+const QUORUM_SETTLE: Duration = Duration::from_secs(2);
