@@ -52,7 +52,7 @@ pub fn run(a: CeremonyArgs) -> Result<()> {
     let at = |p: &Path| resolve(&a.config, p);
     let fed_path = at(&c.federation);
     let members = Arc::new(load_membership(&fed_path)?);
-    let ca = std::fs::read(at(&c.ca)).with_context(|| format!("{}", at(&c.ca).display()))?;
+    let trust = crate::trust::TrustSource::load(&a.config, c.ca.as_ref())?;
     let id = load_identity(&at(&c.identity))?;
     anyhow::ensure!(id.name == members.coordinator_name, "identity `{}` is not the federation's coordinator", id.name);
     anyhow::ensure!(
@@ -61,7 +61,7 @@ pub fn run(a: CeremonyArgs) -> Result<()> {
         fed_path.display()
     );
     let roster = net_roster(&*members)?;
-    let tls = seh_net::server_config(&ca, &id.tls, roster.clone())?;
+    let tls = trust.server(&id.tls, roster.clone())?;
     let ready_file = c.ready_file.as_ref().map(|p| at(p));
     let config = CeremonyConfig {
         members: members.clone(),

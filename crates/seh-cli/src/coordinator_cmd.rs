@@ -41,8 +41,9 @@ pub enum CoordinatorAction {
 pub struct CoordinatorToml {
     /// `federation.json`.
     pub federation: PathBuf,
-    /// The federation CA certificate (`ca.der`).
-    pub ca: PathBuf,
+    /// The federation CA certificate (`ca.der`, from `seh keys init`); leave it out for a
+    /// federation whose parties made their own keys (`seh keys gen`): roster keys are then the anchor.
+    pub ca: Option<PathBuf>,
     /// The coordinator's identity directory.
     pub identity: PathBuf,
     /// Site-facing listen address.
@@ -123,12 +124,12 @@ pub fn run(args: CoordinatorArgs) -> Result<()> {
     let c: CoordinatorToml = read_toml(&config)?;
     let at = |p: &Path| resolve(&config, p);
     let fed = Arc::new(load_federation(&at(&c.federation))?);
-    let ca = std::fs::read(at(&c.ca)).with_context(|| format!("{}", at(&c.ca).display()))?;
+    let trust = crate::trust::TrustSource::load(&config, c.ca.as_ref())?;
     let id = load_identity(&at(&c.identity))?;
     anyhow::ensure!(id.name == fed.coordinator_name, "identity `{}` is not the federation's coordinator", id.name);
     anyhow::ensure!(id.key.verifying_key() == fed.coordinator_key, "identity key differs from federation.json");
     let roster = net_roster(&*fed)?;
-    let tls = seh_net::server_config(&ca, &id.tls, roster.clone())?;
+    let tls = trust.server(&id.tls, roster.clone())?;
     let ready_file = c.ready_file.as_ref().map(|p| at(p));
     let config = CoordinatorConfig {
         federation: fed,

@@ -25,6 +25,8 @@ pub enum DataCommand {
     Synth(SynthArgs),
     /// List the analysis tables and record counts of a store.
     Tables(StoreArgs),
+    /// Write one site's share of an embedded public data set (for trying a federation).
+    Sample(crate::sample_cmd::SampleArgs),
 }
 
 /// The store and its secret.
@@ -126,6 +128,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
         DataCommand::Cohort(a) => cohort_cmd(a),
         DataCommand::Synth(a) => synth(a),
         DataCommand::Tables(a) => tables(a),
+        DataCommand::Sample(a) => crate::sample_cmd::run(&a),
     }
 }
 

@@ -36,8 +36,8 @@ pub struct DemoArgs {
     #[arg(long)]
     pub workdir: Option<PathBuf>,
     /// `pooled` (one partial likelihood, equals R on the pooled rows) or `stratified`.
-    #[arg(long, value_enum, default_value_t = crate::federate_models::ModeArg::Pooled)]
-    pub mode: crate::federate_models::ModeArg,
+    #[arg(long, value_enum, default_value_t = crate::analysis_opts::ModeArg::Pooled)]
+    pub mode: crate::analysis_opts::ModeArg,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -81,8 +81,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         debug_coordinator_exit_after: None,
     };
     let mode = match args.mode {
-        crate::federate_models::ModeArg::Pooled => CoxMode::Pooled,
-        crate::federate_models::ModeArg::Stratified => CoxMode::Stratified,
+        crate::analysis_opts::ModeArg::Pooled => CoxMode::Pooled,
+        crate::analysis_opts::ModeArg::Stratified => CoxMode::Stratified,
     };
     // Risk sets are released down to the policy floor of 3 rows; none is that small in this
     // data, so nothing is merged and the pooled fit is exact.

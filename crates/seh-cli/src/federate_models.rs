@@ -4,59 +4,18 @@
 //! rounds, traffic per site, seconds, signers).
 
 use anyhow::{bail, Result};
-use clap::{Args, ValueEnum};
-use seh_protocol::fed::{CoxMode, CoxSpec, GlmSpec, KmSpec};
-use seh_protocol::spec::Analysis;
+use clap::Args;
+use seh_protocol::release::{ReleaseDocument, SignedRelease};
 use serde_json::Value;
 
+pub use crate::analysis_opts::AggregationArg;
+use crate::analysis_opts::{CoxOpts, GlmOpts, KmOpts};
 use crate::federate::{run_study_with, FedCommon, RunOutcome};
 use crate::study::Format;
-
-/// Secure-sum back-end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AggregationArg {
-    /// SecAgg+ pairwise masking with Shamir-shared seeds (default).
-    Secagg,
-    /// Threshold homomorphic encryption (BFV).
-    He,
-}
-
-impl AggregationArg {
-    /// The study spec's back-end.
-    pub fn spec(self) -> seh_protocol::spec::Aggregation {
-        match self {
-            AggregationArg::Secagg => seh_protocol::spec::Aggregation::Secagg,
-            AggregationArg::He => seh_protocol::spec::Aggregation::He,
-        }
-    }
-}
-
-/// Cox ties method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum FedTies {
-    /// Efron's approximation.
-    Efron,
-    /// Breslow's approximation.
-    Breslow,
-    /// The exact partial likelihood (not available in a federation).
-    Exact,
-}
-
-/// Pooled-exact or site-stratified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ModeArg {
-    /// One partial likelihood over the pooled rows (R `coxph` on pooled data).
-    Pooled,
-    /// A baseline hazard per site (R `coxph(... + strata(site))`).
-    Stratified,
-}
 
 /// Flags shared by the model analyses.
 #[derive(Debug, Args)]
 pub struct ModelCommon {
-    /// R-style model formula.
-    #[arg(long)]
-    pub formula: String,
     /// Secure-sum back-end.
     #[arg(long, value_enum, default_value_t = AggregationArg::Secagg)]
     pub aggregation: AggregationArg,
@@ -71,50 +30,34 @@ pub struct ModelCommon {
 /// `seh federate cox`.
 #[derive(Debug, Args)]
 pub struct FedCoxArgs {
-    /// Model and federation flags.
+    /// The model's options.
+    #[command(flatten)]
+    pub cox: CoxOpts,
+    /// Federation flags.
     #[command(flatten)]
     pub model: ModelCommon,
-    /// How tied event times are handled.
-    #[arg(long, value_enum, default_value_t = FedTies::Efron)]
-    pub ties: FedTies,
-    /// Pooled-exact or site-stratified.
-    #[arg(long, value_enum, default_value_t = ModeArg::Pooled)]
-    pub mode: ModeArg,
-    /// Smallest released risk set; event times with fewer rows at risk are merged (1: never merge, exact).
-    #[arg(long, default_value_t = 5)]
-    pub min_risk_set: u64,
-    /// Public time resolution of the event-time histogram (default: a power of ten from the range).
-    #[arg(long)]
-    pub time_resolution: Option<f64>,
-    /// Time transform `f(x, t)` of tt() terms (as `seh fit cox --tt`); pooled mode evaluates it
-    /// at the securely released event times, stratified mode at each site's own event times.
-    #[arg(long, value_name = "EXPR")]
-    pub tt: Option<String>,
 }
 
 /// `seh federate km`.
 #[derive(Debug, Args)]
 pub struct FedKmArgs {
-    /// Model and federation flags.
+    /// The analysis options.
+    #[command(flatten)]
+    pub km: KmOpts,
+    /// Federation flags.
     #[command(flatten)]
     pub model: ModelCommon,
-    /// Confidence interval transformation (`log`, `log-log`, `plain`).
-    #[arg(long, default_value = "log")]
-    pub conf_type: String,
-    /// Public time resolution (default: a power of ten from the range).
-    #[arg(long)]
-    pub time_resolution: Option<f64>,
 }
 
 /// `seh federate glm`.
 #[derive(Debug, Args)]
 pub struct FedGlmArgs {
-    /// Model and federation flags.
+    /// The model's options.
+    #[command(flatten)]
+    pub glm: GlmOpts,
+    /// Federation flags.
     #[command(flatten)]
     pub model: ModelCommon,
-    /// `binomial`, `gaussian` or `poisson`.
-    #[arg(long)]
-    pub family: String,
 }
 
 fn check_common(m: &ModelCommon) -> Result<()> {
@@ -125,77 +68,59 @@ fn check_common(m: &ModelCommon) -> Result<()> {
     Ok(())
 }
 
-/// The Cox analysis of the flags.
-pub fn cox_analysis(a: &FedCoxArgs) -> Result<Analysis> {
-    check_common(&a.model)?;
-    if let Some(tt) = &a.tt {
-        seh_stats::ttexpr::TtExpr::parse(tt).map_err(|e| anyhow::anyhow!("--tt: {e}"))?;
-    }
-    let ties = match a.ties {
-        FedTies::Efron => seh_stats::cox::Ties::Efron,
-        FedTies::Breslow => seh_stats::cox::Ties::Breslow,
-        FedTies::Exact => bail!("--ties exact is not available in a federation; use efron or breslow"),
-    };
-    if a.min_risk_set == 0 {
-        bail!("--min-risk-set must be at least 1");
-    }
-    let mode = match a.mode {
-        ModeArg::Pooled => CoxMode::Pooled,
-        ModeArg::Stratified => CoxMode::Stratified,
-    };
-    Ok(Analysis::Cox(CoxSpec {
-        formula: a.model.formula.clone(),
-        ties,
-        mode,
-        min_risk_set: a.min_risk_set,
-        time_resolution: a.time_resolution,
-        tt: a.tt.clone(),
-    }))
-}
-
 /// Runs `seh federate cox`.
 pub fn run_cox(a: FedCoxArgs) -> Result<()> {
-    let analysis = cox_analysis(&a)?;
+    check_common(&a.model)?;
+    let analysis = a.cox.analysis()?;
     // Every site's policy allows risk sets down to --min-risk-set (the default policy: 5).
-    let o = run_study_with(&a.model.fed, analysis, a.model.threshold, a.min_risk_set, a.model.aggregation.spec())?;
-    print_model(&o, a.model.fed.format, &a.model.formula)
+    let o = run_study_with(&a.model.fed, analysis, a.model.threshold, a.cox.min_risk_set, a.model.aggregation.spec())?;
+    print_outcome(&o, a.model.fed.format, &a.cox.formula)
 }
 
 /// Runs `seh federate km`.
 pub fn run_km(a: FedKmArgs) -> Result<()> {
     check_common(&a.model)?;
-    let analysis = Analysis::Km(KmSpec {
-        formula: a.model.formula.clone(),
-        conf_type: a.conf_type.clone(),
-        time_resolution: a.time_resolution,
-    });
     let (fed, agg) = (&a.model.fed, a.model.aggregation.spec());
-    let o = run_study_with(fed, analysis, a.model.threshold, fed.min_cell_count, agg)?;
-    print_model(&o, a.model.fed.format, &a.model.formula)
+    let o = run_study_with(fed, a.km.analysis(), a.model.threshold, fed.min_cell_count, agg)?;
+    print_outcome(&o, a.model.fed.format, &a.km.formula)
 }
 
 /// Runs `seh federate glm`.
 pub fn run_glm(a: FedGlmArgs) -> Result<()> {
     check_common(&a.model)?;
-    let analysis = Analysis::Glm(GlmSpec { formula: a.model.formula.clone(), family: a.family.clone() });
     let (fed, agg) = (&a.model.fed, a.model.aggregation.spec());
-    let o = run_study_with(fed, analysis, a.model.threshold, fed.min_cell_count, agg)?;
-    print_model(&o, a.model.fed.format, &a.model.formula)
+    let o = run_study_with(fed, a.glm.analysis(), a.model.threshold, fed.min_cell_count, agg)?;
+    print_outcome(&o, a.model.fed.format, &a.glm.formula)
+}
+
+fn print_outcome(o: &RunOutcome, format: Format, formula: &str) -> Result<()> {
+    print_model(&o.release, &o.doc, &o.meta, format, formula)
 }
 
 /// The model result of a run with the federation metadata merged into `federation`.
 pub fn model_json(o: &RunOutcome, formula: &str) -> Result<Value> {
-    let Some(model) = &o.doc.model else { bail!("the release carries no model result") };
+    release_model_json(&o.release, &o.doc, &o.meta, formula)
+}
+
+/// The model result of a verified release with the federation metadata `meta` merged into
+/// `federation` (what `seh federate` and `seh study run` print).
+pub fn release_model_json(
+    release: &SignedRelease,
+    doc: &ReleaseDocument,
+    meta: &Value,
+    formula: &str,
+) -> Result<Value> {
+    let Some(model) = &doc.model else { bail!("the release carries no model result") };
     let mut fit = model.get("fit").cloned().unwrap_or(Value::Null);
     let mut fed = model.get("federation").cloned().unwrap_or_else(|| serde_json::json!({}));
-    if let (Some(f), Some(m)) = (fed.as_object_mut(), o.meta.as_object()) {
+    if let (Some(f), Some(m)) = (fed.as_object_mut(), meta.as_object()) {
         for (k, v) in m {
             f.insert(k.clone(), v.clone());
         }
-        f.insert("analysis".into(), o.doc.analysis.clone().into());
-        f.insert("contributors".into(), o.doc.contributors.clone().into());
-        f.insert("signers".into(), o.release.signers.clone().into());
-        f.insert("signature".into(), o.release.signature.clone().into());
+        f.insert("analysis".into(), doc.analysis.clone().into());
+        f.insert("contributors".into(), doc.contributors.clone().into());
+        f.insert("signers".into(), release.signers.clone().into());
+        f.insert("signature".into(), release.signature.clone().into());
         f.insert("signature_verified".into(), true.into());
     }
     if let Some(obj) = fit.as_object_mut() {
@@ -208,11 +133,18 @@ pub fn model_json(o: &RunOutcome, formula: &str) -> Result<Value> {
     Ok(fit)
 }
 
-fn print_model(o: &RunOutcome, format: Format, formula: &str) -> Result<()> {
-    let v = model_json(o, formula)?;
+/// Prints a verified model release: the `seh fit` JSON plus `federation`, or R-like text.
+pub fn print_model(
+    release: &SignedRelease,
+    doc: &ReleaseDocument,
+    meta: &Value,
+    format: Format,
+    formula: &str,
+) -> Result<()> {
+    let v = release_model_json(release, doc, meta, formula)?;
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&v)?),
-        Format::Text => print!("{}", model_text(&v, &o.doc.analysis)),
+        Format::Text => print!("{}", model_text(&v, &doc.analysis)),
     }
     Ok(())
 }

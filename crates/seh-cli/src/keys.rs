@@ -44,8 +44,14 @@ pub struct KeysInitArgs {
 /// `seh keys …`.
 #[derive(Debug, clap::Subcommand)]
 pub enum KeysCommand {
-    /// Create CA, node identities, certificates and the (unsigned) federation file.
+    /// Local trials only: create a CA and every party's identity in one directory (a real
+    /// federation uses `seh keys gen` on each party's machine and `seh keys assemble`).
     Init(KeysInitArgs),
+    /// Make this party's own identity (private key 0600, self-signed certificate, public
+    /// `member.json`) on its own machine: the way a real consortium starts.
+    Gen(crate::keys_gen::KeysGenArgs),
+    /// Build the unsigned federation file from the parties' public `member.json` files.
+    Assemble(crate::keys_gen::KeysAssembleArgs),
     /// Verify a signed federation file and print its group key and members, for comparing the
     /// group key out of band (a researcher or site officer reads it to the others, e.g. by phone).
     Show(KeysShowArgs),
@@ -118,10 +124,13 @@ pub fn run(cmd: KeysCommand) -> Result<()> {
             Ok(())
         }
         KeysCommand::Show(a) => show(&a),
+        KeysCommand::Gen(a) => crate::keys_gen::gen(&a),
+        KeysCommand::Assemble(a) => crate::keys_gen::run_assemble(&a),
     }
 }
 
-fn write_secret(path: &Path, text: &str) -> Result<()> {
+/// Writes a new secret file, mode 0600 (fails if it exists).
+pub(crate) fn write_secret(path: &Path, text: &str) -> Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);

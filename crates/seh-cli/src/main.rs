@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+mod analysis_opts;
 mod audit_cmd;
 mod bench;
 mod bench_cox;
@@ -21,9 +22,14 @@ mod federate_models;
 mod fit;
 mod he_key_cmd;
 mod keys;
+mod keys_gen;
 mod node_cmd;
 mod output;
+mod policy_cmd;
+mod sample_cmd;
 mod study;
+mod study_run;
+mod trust;
 mod workdir;
 
 use std::process::ExitCode;
@@ -56,7 +62,7 @@ enum Command {
     /// Verify audit logs.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
-    /// Create federation keys and certificates.
+    /// Party identities (`gen` on each party's machine), the roster (`assemble`), local trials (`init`).
     #[command(subcommand)]
     Keys(keys::KeysCommand),
     /// Measure protocol performance (`seh bench secagg …`).
@@ -64,6 +70,9 @@ enum Command {
     /// Site data: import CSV / FHIR R4 into a site store, build cohorts, synthesise FHIR exports.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
+    /// Site policies: `seh policy template` writes the example policy for the researchers served.
+    #[command(subcommand)]
+    Policy(policy_cmd::PolicyCommand),
 }
 
 /// The process allocator: mimalloc. A SecAgg+ round allocates and frees
@@ -96,6 +105,7 @@ fn main() -> ExitCode {
         Some(Command::Keys(cmd)) => keys::run(cmd),
         Some(Command::Bench(args)) => bench::run(args),
         Some(Command::Data(cmd)) => data_cmd::run(cmd),
+        Some(Command::Policy(cmd)) => policy_cmd::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

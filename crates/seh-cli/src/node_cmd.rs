@@ -29,8 +29,9 @@ pub struct NodeArgs {
 pub struct NodeToml {
     /// `federation.json`.
     pub federation: PathBuf,
-    /// The federation CA certificate.
-    pub ca: PathBuf,
+    /// The federation CA certificate (`seh keys init`); leave it out for a federation whose
+    /// parties made their own keys (`seh keys gen`): the roster's keys are then the trust anchor.
+    pub ca: Option<PathBuf>,
     /// This site's identity directory (name, identity.key, cert.der, frost.share).
     pub identity: PathBuf,
     /// Coordinator site-link address, or …
@@ -99,13 +100,13 @@ pub fn run(args: NodeArgs) -> Result<()> {
     let at = |p: &Path| resolve(&args.config, p);
     let fed_path = at(&c.federation);
     let fed = Arc::new(load_membership(&fed_path)?);
-    let ca = std::fs::read(at(&c.ca)).with_context(|| format!("{}", at(&c.ca).display()))?;
+    let trust = crate::trust::TrustSource::load(&args.config, c.ca.as_ref())?;
     let id = load_identity(&at(&c.identity))?;
     let share = load_frost_share(&at(&c.identity))?;
     // A node holding a key share serves only a roster the sites signed under that share's key.
     let signed = share.as_ref().map(|s| seh_node::roster::load_signed(&fed_path, &id.name, s)).transpose()?;
     let coordinator = NodeId::parse(&fed.coordinator_name)?;
-    let tls = ClientTls::new(&ca, Some(&id.tls), &coordinator, Some(fed.coordinator_key))?;
+    let tls = trust.client(&id.tls, &coordinator, fed.coordinator_key)?;
     let ledger = c.budget_ledger.as_ref().map_or_else(|| at(&c.state_file).with_extension("budget.json"), |p| at(p));
     let consent = c.consent.clone().map(|t| ConsentToml { file: t.file.map(|f| at(&f)), ..t });
     let mut settings = seh_node::governance::settings(

@@ -68,8 +68,9 @@ pub enum Format {
 pub struct ResearcherToml {
     /// `federation.json`.
     pub federation: PathBuf,
-    /// CA certificate.
-    pub ca: PathBuf,
+    /// CA certificate (`seh keys init`); leave it out for a federation whose parties made
+    /// their own keys (`seh keys gen`): the roster's coordinator key is then the anchor.
+    pub ca: Option<PathBuf>,
     /// Researcher identity directory.
     pub identity: PathBuf,
     /// Coordinator researcher-API address, or …
@@ -82,7 +83,7 @@ pub struct ResearcherToml {
 #[derive(Debug, Subcommand)]
 pub enum StudyCommand {
     /// Submit a study and (unless --no-wait) print its verified result.
-    Run(RunArgs),
+    Run(crate::study_run::RunArgs),
     /// Print a study's status.
     Status(IdArgs),
     /// Fetch a study's release, verify its threshold signature and print it.
@@ -124,39 +125,6 @@ pub struct ReleaseArgs {
     pub format: Format,
 }
 
-/// `seh study run`.
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// Researcher configuration (TOML).
-    #[arg(long)]
-    pub config: PathBuf,
-    /// Analysis (only `describe` so far).
-    #[arg(value_parser = ["describe"])]
-    pub analysis: String,
-    /// Analysis options.
-    #[command(flatten)]
-    pub describe: DescribeOpts,
-    /// Sites (default: every site of the federation).
-    #[arg(long, value_delimiter = ',')]
-    pub sites: Vec<String>,
-    /// Purpose of use (v3-ActReason code, default HRESCH): each site keeps only the rows whose
-    /// patients' consent permits it, and refuses a purpose its policy does not serve.
-    #[arg(long)]
-    pub purpose: Option<String>,
-    /// Secure-sum back-end (`secagg` or `he`; each site's policy must allow it).
-    #[arg(long, value_enum, default_value_t = crate::federate_models::AggregationArg::Secagg)]
-    pub aggregation: crate::federate_models::AggregationArg,
-    /// Return after submitting.
-    #[arg(long)]
-    pub no_wait: bool,
-    /// Seconds to wait for the result.
-    #[arg(long, default_value_t = 300.0)]
-    pub timeout: f64,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-}
-
 /// `seh study status|result`.
 #[derive(Debug, Args)]
 pub struct IdArgs {
@@ -189,16 +157,15 @@ impl Researcher {
     /// From explicit paths.
     pub fn new(
         fed: &Path,
-        ca: &Path,
+        trust: &crate::trust::TrustSource,
         identity: &Path,
         addr: Option<SocketAddr>,
         ready: Option<PathBuf>,
     ) -> Result<Self> {
         let fed = load_federation(fed)?;
-        let ca = std::fs::read(ca).with_context(|| format!("{}", ca.display()))?;
         let id = load_identity(identity)?;
         let coordinator = NodeId::parse(&fed.coordinator_name)?;
-        let tls = ClientTls::new(&ca, Some(&id.tls), &coordinator, Some(fed.coordinator_key))?;
+        let tls = trust.client(&id.tls, &coordinator, fed.coordinator_key)?;
         Ok(Researcher { fed, id, purpose: None, tls, addr, ready_file: ready })
     }
 
@@ -208,7 +175,7 @@ impl Researcher {
         let at = |p: &Path| resolve(path, p);
         Researcher::new(
             &at(&c.federation),
-            &at(&c.ca),
+            &crate::trust::TrustSource::load(path, c.ca.as_ref())?,
             &at(&c.identity),
             c.coordinator,
             c.coordinator_ready_file.map(|p| at(&p)),
@@ -223,6 +190,26 @@ impl Researcher {
             (None, None) => bail!("no coordinator address configured"),
         };
         Ok(GrpcResearcherClient::connect(addr, &self.tls).await?)
+    }
+
+    /// [`Researcher::connect`], retried for up to `limit` while the coordinator is not reachable
+    /// yet (just started, or restarting); then the last error, naming the address.
+    pub async fn connect_retrying(&self, limit: Duration) -> Result<GrpcResearcherClient> {
+        let start = Instant::now();
+        let mut said = false;
+        loop {
+            match self.connect().await {
+                Ok(c) => return Ok(c),
+                Err(e) if start.elapsed() < limit => {
+                    if !said {
+                        eprintln!("seh study: the coordinator is not reachable yet ({e:#}); retrying");
+                        said = true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => return Err(e.context(format!("the coordinator did not answer within {limit:?}"))),
+            }
+        }
     }
 
     /// Signs and submits a study; returns its id.
@@ -267,7 +254,7 @@ impl Researcher {
         };
         let signed = SignedStudy::sign(&spec, &self.id.key)?;
         let frame = Frame::new(&spec.study_id, 0, "study/submit", serde_json::to_vec(&signed)?)?;
-        Ok(self.connect().await?.submit(frame).await?)
+        Ok(self.connect_retrying(Duration::from_secs(15)).await?.submit(frame).await?)
     }
 
     /// Status (reconnecting each time, so a restarted coordinator is found again).
@@ -560,26 +547,7 @@ fn print_describe(r: &DescribeResult) {
 pub fn run(cmd: StudyCommand) -> Result<()> {
     let rt = runtime()?;
     match cmd {
-        StudyCommand::Run(a) => {
-            let mut r = Researcher::from_config(&a.config)?;
-            r.purpose = a.purpose.clone();
-            let analysis = Analysis::Describe(a.describe.spec()?);
-            rt.block_on(async {
-                let id = r.submit_with(analysis, a.sites.clone(), a.describe.threshold, a.aggregation.spec()).await?;
-                eprintln!("study {id} submitted");
-                if a.no_wait {
-                    println!("{id}");
-                    return Ok(());
-                }
-                let s = r.wait(&id, Duration::from_secs_f64(a.timeout)).await?;
-                if s.state != "done" {
-                    bail!("study {id} {}: {}", s.state, s.detail);
-                }
-                let (release, doc) = r.result(&id).await?;
-                print_release(&release, &doc, serde_json::from_str(&s.detail).ok(), a.format);
-                Ok(())
-            })
-        }
+        StudyCommand::Run(a) => crate::study_run::run(&rt, a),
         StudyCommand::Status(a) => {
             let r = Researcher::from_config(&a.config)?;
             let s = rt.block_on(r.status(&a.id))?;

@@ -113,6 +113,23 @@ impl NodeIdentity {
         der
     }
 
+    /// mTLS credentials with a certificate this node signs itself, for its own identity key, naming
+    /// the node id as subject CN and only DNS name. Used by a federation that trusts its roster's
+    /// pinned keys rather than a CA ([`crate::Trust::Roster`]): each party makes its own key and
+    /// certificate on its own machine, and no one holds a key that could issue another's.
+    pub fn self_signed(&self) -> Result<TlsCredentials, NetError> {
+        let err = |e: rcgen::Error| NetError::Certificate(e.to_string());
+        let key = self.rcgen_key()?;
+        let mut params = CertificateParams::new(vec![self.id.as_str().to_owned()]).map_err(err)?;
+        params.distinguished_name.push(DnType::CommonName, self.id.as_str());
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.self_signed(&key).map_err(err)?;
+        let der = self.pkcs8_der();
+        Ok(TlsCredentials { chain: vec![cert.der().clone()], key: PrivatePkcs8KeyDer::from(der.to_vec()) })
+    }
+
     fn rcgen_key(&self) -> Result<KeyPair, NetError> {
         let der = self.pkcs8_der();
         KeyPair::from_pkcs8_der_and_sign_algo(&PrivatePkcs8KeyDer::from(der.as_slice()), &PKCS_ED25519)

@@ -41,4 +41,7 @@ pub use roster::{Member, PeerInfo, Roster, RosterHandle};
 pub use session::{
     FrameSink, FrameStream, ResearcherClient, ResearcherHandler, Session, SessionAcceptor, SiteConnector, StudyStatus,
 };
-pub use tls::{server_config, ClientTls};
+pub use tls::{server_config, server_config_with, ClientTls, Trust};
+
+/// A coordinator's server TLS configuration (what [`server_config`] returns).
+pub type ServerTls = std::sync::Arc<rustls::ServerConfig>;
