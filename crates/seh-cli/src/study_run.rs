@@ -88,6 +88,15 @@ pub struct RunModel<T: Args> {
 }
 
 impl RunAnalysis {
+    /// The public time resolution the researcher asked for, if any.
+    fn time_resolution(&self) -> Option<f64> {
+        match self {
+            RunAnalysis::Cox(m) => m.opts.time_resolution,
+            RunAnalysis::Km(m) => m.opts.time_resolution,
+            _ => None,
+        }
+    }
+
     /// The study's analysis, threshold, DP ε and (models) formula.
     fn study(&self) -> Result<(Analysis, Option<u32>, Option<f64>, Option<&str>)> {
         Ok(match self {
@@ -98,6 +107,45 @@ impl RunAnalysis {
             RunAnalysis::Km(m) => (m.opts.analysis(), m.threshold, None, Some(m.opts.formula.as_str())),
             RunAnalysis::Glm(m) => (m.opts.analysis(), m.threshold, None, Some(m.opts.formula.as_str())),
         })
+    }
+}
+
+/// Polls the study until it ends (or `timeout` passes), printing one line to stderr each time
+/// its state or round changes (a JSON object per line with `--format json`).
+async fn wait_showing_progress(
+    r: &Researcher,
+    id: &str,
+    timeout: Duration,
+    format: Format,
+) -> Result<seh_net::StudyStatus> {
+    let start = Instant::now();
+    let mut shown: Option<(String, u64)> = None;
+    loop {
+        match r.status(id).await {
+            Ok(s) => {
+                let now = (s.state.clone(), s.round);
+                if shown.as_ref() != Some(&now) {
+                    let secs = start.elapsed().as_secs_f64();
+                    match format {
+                        Format::Json => eprintln!(
+                            "{}",
+                            serde_json::json!({ "study_id": id, "state": s.state, "round": s.round, "seconds": secs })
+                        ),
+                        Format::Text => eprintln!("study {id}: {} (round {}) after {secs:.1} s", s.state, s.round),
+                    }
+                    shown = Some(now);
+                }
+                if matches!(s.state.as_str(), "done" | "failed" | "refused") {
+                    return Ok(s);
+                }
+                if start.elapsed() > timeout {
+                    bail!("study {id} still {} after {:.0} s", s.state, timeout.as_secs_f64());
+                }
+            }
+            Err(e) if start.elapsed() > timeout => return Err(e),
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -117,7 +165,7 @@ pub fn run(rt: &tokio::runtime::Runtime, a: RunArgs) -> Result<()> {
             println!("{id}");
             return Ok(());
         }
-        let s = r.wait(&id, Duration::from_secs_f64(c.timeout)).await?;
+        let s = wait_showing_progress(&r, &id, Duration::from_secs_f64(c.timeout), c.format).await?;
         if s.state != "done" {
             bail!("study {id} {}: {}", s.state, s.detail);
         }
@@ -126,13 +174,19 @@ pub fn run(rt: &tokio::runtime::Runtime, a: RunArgs) -> Result<()> {
         match formula {
             None => print_release(&release, &doc, Some(detail), c.format),
             Some(formula) => {
-                let meta = serde_json::json!({
-                    "sites": doc.accepted,
+                let requested: Vec<String> = if c.sites.is_empty() {
+                    r.fed.sites().map(|s| s.name.clone()).collect()
+                } else {
+                    c.sites.clone()
+                };
+                let mut meta = serde_json::json!({
+                    "sites": requested,
                     "aggregation": aggregation.name(),
                     "rounds": s.round,
                     "traffic": detail.get("traffic"),
                     "seconds": started.elapsed().as_secs_f64(),
                 });
+                crate::federate_models::note_requests(&mut meta, a.analysis.time_resolution());
                 crate::federate_models::print_model(&release, &doc, &meta, c.format, formula)?;
             }
         }

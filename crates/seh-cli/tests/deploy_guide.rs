@@ -6,9 +6,9 @@
 //! must equal `seh fit` on the pooled rows: Cox pooled and stratified, KM, GLM and describe.
 //! Finally no party's directory holds another party's private key.
 
-use std::os::unix::process::CommandExt;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use serde_json::Value;
 
@@ -41,36 +41,75 @@ fn blocks(md: &str) -> Vec<Block> {
     out
 }
 
-/// Kills the process groups of the guide's blocks (the daemons they started) when dropped.
-struct Groups(Vec<u32>);
+/// One bash process that runs the guide's blocks in order, as a person would in one terminal:
+/// the daemons a block starts with `&` are this shell's jobs, and are stopped with the shell's own
+/// `kill` of its jobs (positive pids only) when the guide is done or the test fails.
+struct Shell {
+    child: Child,
+    stdin: ChildStdin,
+    out: BufReader<ChildStdout>,
+    dir: PathBuf,
+    n: usize,
+}
 
-impl Drop for Groups {
-    fn drop(&mut self) {
-        for pgid in &self.0 {
-            let _ = Command::new("kill").args(["-TERM", &format!("-{pgid}")]).status();
+const DONE: &str = "__seh_guide_block_done__";
+const FAILED: &str = "__seh_guide_command_failed__";
+
+impl Shell {
+    fn start(dir: &Path) -> Shell {
+        let mut child = Command::new("bash")
+            .arg("--norc")
+            .current_dir(dir)
+            .env("PATH", path_with_seh())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        Shell { child, stdin, out, dir: dir.to_path_buf(), n: 0 }
+    }
+
+    /// Runs `text` in the shell itself (so its `&` jobs belong to the shell; stderr merged into
+    /// stdout) and returns its output and whether every command succeeded: an `ERR` trap (with
+    /// `set -E`) reports each failing command, where `set -e` would have stopped.
+    fn run(&mut self, text: &str) -> (bool, String) {
+        self.n += 1;
+        let file = self.dir.join(format!(".guide-block-{}.sh", self.n));
+        std::fs::write(&file, text).unwrap();
+        if self.n == 1 {
+            let setup = format!("set -E; trap 'echo \"{FAILED} $? in: $BASH_COMMAND\"' ERR\n");
+            self.stdin.write_all(setup.as_bytes()).unwrap();
         }
+        let cmd = format!("source {} 2>&1 < /dev/null; echo; echo {DONE}\n", file.display());
+        self.stdin.write_all(cmd.as_bytes()).unwrap();
+        self.stdin.flush().unwrap();
+        let mut output = String::new();
+        loop {
+            let mut line = String::new();
+            if self.out.read_line(&mut line).unwrap() == 0 {
+                return (false, format!("{output}\n(the shell exited)"));
+            }
+            if line.trim_end() == DONE {
+                return (!output.contains(FAILED), output);
+            }
+            output.push_str(&line);
+        }
+    }
+}
+
+impl Drop for Shell {
+    fn drop(&mut self) {
+        let _ = self.stdin.write_all(b"kill $(jobs -p) 2>/dev/null; wait; exit 0\n");
+        let _ = self.stdin.flush();
+        let _ = self.child.wait();
     }
 }
 
 fn path_with_seh() -> String {
     let bin = Path::new(SEH).parent().unwrap().display().to_string();
     format!("{bin}:{}", std::env::var("PATH").unwrap_or_default())
-}
-
-/// Runs one block with bash in `dir`, in its own process group (recorded in `groups`).
-fn run_block(dir: &Path, text: &str, groups: &mut Groups) -> Output {
-    let child = Command::new("bash")
-        .args(["-e", "-c", text])
-        .current_dir(dir)
-        .env("PATH", path_with_seh())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    groups.0.push(child.id());
-    child.wait_with_output().unwrap()
 }
 
 /// Whether `line` matches `pattern`, in which `…` stands for any text.
@@ -161,29 +200,21 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn the_deployment_guide_runs_verbatim_and_equals_the_pooled_fit() {
     let base = workdir("deploy-guide");
-    let mut groups = Groups(Vec::new());
+    let mut shell = Shell::start(&base);
     let all = blocks(GUIDE);
-    let mut last: Option<(String, Output)> = None;
+    let mut last: Option<(String, String)> = None;
     let mut ran = 0;
     for b in &all {
         match b.lang.as_str() {
             "sh" => {
-                let out = run_block(&base, &b.text, &mut groups);
-                assert!(
-                    out.status.success(),
-                    "guide block failed ({}):\n{}\nstdout:\n{}\nstderr:\n{}",
-                    out.status,
-                    b.text,
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                let (ok, out) = shell.run(&b.text);
+                assert!(ok, "a command of this guide block failed:\n{}\noutput:\n{out}", b.text);
                 ran += 1;
                 last = Some((b.text.clone(), out));
             }
             "text" => {
-                let (cmd, out) = last.as_ref().expect("a text block follows a sh block");
-                let got = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-                if let Err(e) = matches_expected(&got, &b.text) {
+                let (cmd, got) = last.as_ref().expect("a text block follows a sh block");
+                if let Err(e) = matches_expected(got, &b.text) {
                     panic!("guide output differs: {e}\ncommand:\n{cmd}\noutput:\n{got}");
                 }
             }
@@ -269,6 +300,6 @@ fn the_deployment_guide_runs_verbatim_and_equals_the_pooled_fit() {
             }
         }
     }
-    drop(groups);
+    drop(shell);
     let _ = std::fs::remove_dir_all(&base);
 }
