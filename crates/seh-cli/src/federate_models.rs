@@ -287,7 +287,8 @@ mod tests {
 
     #[test]
     fn every_deviation_from_the_pooled_fit_is_named() {
-        let exact = serde_json::json!({ "grid": { "merged": false, "min_risk_set": 5 }, "requested_sites": ["a", "b", "c"] });
+        let exact =
+            serde_json::json!({ "grid": { "merged": false, "min_risk_set": 5 }, "requested_sites": ["a", "b", "c"] });
         assert!(deviations(&exact, &doc(&["a", "b", "c"], &["a", "b", "c"])).is_empty());
         let merged = serde_json::json!({ "grid": { "merged": true, "min_risk_set": 5 } });
         let w = deviations(&merged, &doc(&["a", "b"], &["a", "b"]));

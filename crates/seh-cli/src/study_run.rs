@@ -97,17 +97,35 @@ impl RunAnalysis {
         }
     }
 
-    /// The study's analysis, threshold, DP ε and (models) formula.
-    fn study(&self) -> Result<(Analysis, Option<u32>, Option<f64>, Option<&str>)> {
+    /// The study this analysis asks for.
+    fn study(&self) -> Result<Planned> {
+        let model = |analysis: Analysis, threshold, formula: &str| Planned {
+            analysis,
+            threshold,
+            dp_epsilon: None,
+            formula: Some(formula.to_owned()),
+        };
         Ok(match self {
-            RunAnalysis::Describe(d) => {
-                (Analysis::Describe(d.describe.spec()?), d.describe.threshold, d.dp_epsilon, None)
-            }
-            RunAnalysis::Cox(m) => (m.opts.analysis()?, m.threshold, None, Some(m.opts.formula.as_str())),
-            RunAnalysis::Km(m) => (m.opts.analysis(), m.threshold, None, Some(m.opts.formula.as_str())),
-            RunAnalysis::Glm(m) => (m.opts.analysis(), m.threshold, None, Some(m.opts.formula.as_str())),
+            RunAnalysis::Describe(d) => Planned {
+                analysis: Analysis::Describe(d.describe.spec()?),
+                threshold: d.describe.threshold,
+                dp_epsilon: d.dp_epsilon,
+                formula: None,
+            },
+            RunAnalysis::Cox(m) => model(m.opts.analysis()?, m.threshold, &m.opts.formula),
+            RunAnalysis::Km(m) => model(m.opts.analysis(), m.threshold, &m.opts.formula),
+            RunAnalysis::Glm(m) => model(m.opts.analysis(), m.threshold, &m.opts.formula),
         })
     }
+}
+
+/// What one `seh study run` submits.
+struct Planned {
+    analysis: Analysis,
+    threshold: Option<u32>,
+    dp_epsilon: Option<f64>,
+    /// The model formula (models only), for the output.
+    formula: Option<String>,
 }
 
 /// Polls the study until it ends (or `timeout` passes), printing one line to stderr each time
@@ -155,7 +173,7 @@ pub fn run(rt: &tokio::runtime::Runtime, a: RunArgs) -> Result<()> {
     let config = c.config.as_ref().context("seh study run needs --config RESEARCHER.toml")?;
     let mut r = Researcher::from_config(config)?;
     r.purpose = c.purpose.clone();
-    let (analysis, threshold, dp_epsilon, formula) = a.analysis.study()?;
+    let Planned { analysis, threshold, dp_epsilon, formula } = a.analysis.study()?;
     let aggregation = c.aggregation.spec();
     rt.block_on(async {
         let started = Instant::now();
@@ -174,11 +192,8 @@ pub fn run(rt: &tokio::runtime::Runtime, a: RunArgs) -> Result<()> {
         match formula {
             None => print_release(&release, &doc, Some(detail), c.format),
             Some(formula) => {
-                let requested: Vec<String> = if c.sites.is_empty() {
-                    r.fed.sites().map(|s| s.name.clone()).collect()
-                } else {
-                    c.sites.clone()
-                };
+                let requested: Vec<String> =
+                    if c.sites.is_empty() { r.fed.sites().map(|s| s.name.clone()).collect() } else { c.sites.clone() };
                 let mut meta = serde_json::json!({
                     "sites": requested,
                     "aggregation": aggregation.name(),
@@ -187,7 +202,7 @@ pub fn run(rt: &tokio::runtime::Runtime, a: RunArgs) -> Result<()> {
                     "seconds": started.elapsed().as_secs_f64(),
                 });
                 crate::federate_models::note_requests(&mut meta, a.analysis.time_resolution());
-                crate::federate_models::print_model(&release, &doc, &meta, c.format, formula)?;
+                crate::federate_models::print_model(&release, &doc, &meta, c.format, &formula)?;
             }
         }
         Ok(())

@@ -259,7 +259,7 @@ fn the_deployment_guide_runs_verbatim_and_equals_the_pooled_fit() {
             close(&f["median"], &w["median"], "km median");
         }
         close(
-            &f["surv"].as_array().unwrap().last().unwrap(),
+            f["surv"].as_array().unwrap().last().unwrap(),
             w["surv"].as_array().unwrap().last().unwrap(),
             "km final survival",
         );
