@@ -57,7 +57,13 @@ fn a_table_name_differing_only_by_case_is_refused_and_the_first_table_kept() {
     std::fs::write(d.join("a.csv"), "x,y\n1,2\n3,4\n").unwrap();
     std::fs::write(d.join("b.csv"), "x,y\n9,9\n8,8\n").unwrap();
     let import = |csv: &str, table: &str| {
-        seh().args(["data", "import", "--store"]).arg(&store).arg("--csv").arg(d.join(csv)).args(["--table", table]).assert()
+        seh()
+            .args(["data", "import", "--store"])
+            .arg(&store)
+            .arg("--csv")
+            .arg(d.join(csv))
+            .args(["--table", table])
+            .assert()
     };
     import("a.csv", "rossi").success();
     import("b.csv", "Rossi")
@@ -86,7 +92,9 @@ fn an_opt_out_with_a_wrongly_cased_purpose_fails_naming_file_line_and_field() {
         .arg(&list)
         .assert()
         .failure()
-        .stderr(contains("opt_out.csv: line 2: field `purpose`: v3-ActReason codes are case-sensitive: write `HRESCH`"));
+        .stderr(contains(
+            "opt_out.csv: line 2: field `purpose`: v3-ActReason codes are case-sensitive: write `HRESCH`",
+        ));
     std::fs::write(&list, "patient,purpose,date\np1,HRESCH,2999-01-01\n").unwrap();
     seh()
         .args(["data", "import", "--store"])

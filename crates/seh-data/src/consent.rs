@@ -305,7 +305,8 @@ impl Store {
             reg.add_record(record).map_err(|e| bad(ctx, &e.to_string()))?;
         }
         for (k, o) in self.opt_outs()?.into_iter().enumerate() {
-            let purpose = if o.purpose == "*" { None } else { stored_purpose_code(&o.purpose).map(Purpose::act_reason) };
+            let purpose =
+                if o.purpose == "*" { None } else { stored_purpose_code(&o.purpose).map(Purpose::act_reason) };
             let entry = OptOutEntry { purpose, since: policy_date(o.since_day, ctx)? };
             reg.add_opt_out(&format!("opt-out #{k}"), &o.patient.to_string(), entry)
                 .map_err(|e| bad(ctx, &e.to_string()))?;

@@ -48,7 +48,9 @@ fn write_consents(dir: &Path, lines: &[String]) -> std::path::PathBuf {
 fn a_wrongly_cased_or_unknown_opt_out_purpose_is_refused_naming_file_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("opt_out.csv");
-    for (purpose, hint) in [("hresch", "write `HRESCH`"), ("Hresch", "write `HRESCH`"), ("RESEARCH", "not a v3-ActReason")] {
+    for (purpose, hint) in
+        [("hresch", "write `HRESCH`"), ("Hresch", "write `HRESCH`"), ("RESEARCH", "not a v3-ActReason")]
+    {
         let mut s = store();
         fs::write(&file, format!("patient,purpose,date\np1,HRESCH,2020-01-01\np2,{purpose},2020-01-01\n")).unwrap();
         let err = s.import_opt_outs(&file).unwrap_err();
@@ -71,9 +73,17 @@ fn a_fhir_consent_with_a_bad_purpose_is_refused_naming_file_line_and_field() {
     let good = consent_line("k1", "p1", "permit", "HRESCH", None);
     let cases = [
         (consent_line("k2", "p2", "deny", "hresch", None), "provision.purpose[0].code", Some("HRESCH")),
-        (consent_line("k2", "p2", "permit", "HRESCH", Some(("deny", "Clintrch"))), "provision.provision[0].purpose[0].code", Some("CLINTRCH")),
+        (
+            consent_line("k2", "p2", "permit", "HRESCH", Some(("deny", "Clintrch"))),
+            "provision.provision[0].purpose[0].code",
+            Some("CLINTRCH"),
+        ),
         (consent_line("k2", "p2", "deny", "NOPE", None), "provision.purpose[0].code", None),
-        (consent_line("k2", "p2", "deny", "HRESCH", None).replace(ACT_REASON, "http://example.org/local"), "provision.purpose[0].system", None),
+        (
+            consent_line("k2", "p2", "deny", "HRESCH", None).replace(ACT_REASON, "http://example.org/local"),
+            "provision.purpose[0].system",
+            None,
+        ),
     ];
     for (bad, field, spelling) in cases {
         let path = write_consents(dir.path(), &[good.clone(), bad]);

@@ -22,11 +22,13 @@ fn today() -> Date {
 
 #[test]
 fn a_wrongly_cased_or_unknown_purpose_is_refused_naming_file_line_and_field() {
-    for (i, (purpose, hint)) in [("hresch", "write `HRESCH`"), ("Hresch", "write `HRESCH`"), ("FOO", "not a v3-ActReason")]
-        .into_iter()
-        .enumerate()
+    for (i, (purpose, hint)) in
+        [("hresch", "write `HRESCH`"), ("Hresch", "write `HRESCH`"), ("FOO", "not a v3-ActReason")]
+            .into_iter()
+            .enumerate()
     {
-        let path = file(&format!("bad{i}.csv"), &format!("patient,purpose,date\n17,HRESCH,\n18,{purpose},2020-01-01\n"));
+        let path =
+            file(&format!("bad{i}.csv"), &format!("patient,purpose,date\n17,HRESCH,\n18,{purpose},2020-01-01\n"));
         let mut reg = ConsentRegistry::new(ConsentRegime::OptOut);
         let err = read_consent_file(&path, &mut reg, today()).unwrap_err().to_string();
         assert!(err.starts_with(&format!("{}:3: field `purpose`: ", path.display())), "{err}");

@@ -240,7 +240,8 @@ fn the_purpose_hierarchy_covers_every_branch_of_purpose_of_use() {
 fn opt_out_entries_are_counted_as_opt_outs_and_pending_ones_are_reported() {
     use seh_policy::consent::OptOutEntry;
     let mut reg = ConsentRegistry::new(ConsentRegime::OptOut);
-    let entry = |p: Option<&str>, since: Option<&str>| OptOutEntry { purpose: p.map(Purpose::act_reason), since: since.map(d) };
+    let entry =
+        |p: Option<&str>, since: Option<&str>| OptOutEntry { purpose: p.map(Purpose::act_reason), since: since.map(d) };
     reg.add_opt_out("l2", "a", entry(Some("HRESCH"), Some("2020-01-01"))).unwrap();
     reg.add_opt_out("l3", "b", entry(Some("CLINTRCH"), None)).unwrap();
     reg.add_opt_out("l4", "c", entry(None, Some("2030-01-01"))).unwrap();
