@@ -263,3 +263,21 @@ fn opt_out_entries_are_counted_as_opt_outs_and_pending_ones_are_reported() {
     assert_eq!(reg.evaluate("c", &research(), d("2030-01-01")), ConsentDecision::Denied(ConsentRule::OptOutList));
     assert!(reg.evaluate("c", &research(), d("2029-12-31")).is_permitted());
 }
+
+#[test]
+fn a_site_policy_with_a_wrongly_cased_purpose_is_refused_naming_the_key_and_line() {
+    use seh_policy::error::PolicyError;
+    use seh_policy::SitePolicy;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policy/site-policy.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(SitePolicy::from_toml_str(&text, "p").is_ok());
+    assert!(text.contains("\"HRESCH\""));
+    let bad = text.replacen("\"HRESCH\"", "\"hresch\"", 1);
+    match SitePolicy::from_toml_str(&bad, "p") {
+        Err(PolicyError::Invalid { key, reason, line, .. }) => {
+            assert_eq!((key.as_str(), line), ("consent.purposes", 98));
+            assert!(reason.contains("write `HRESCH`"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
