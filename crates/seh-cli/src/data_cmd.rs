@@ -170,8 +170,15 @@ fn import(a: ImportArgs) -> Result<()> {
             crate::bench_cox::peak_rss_mb()
         );
     } else if let Some(list) = &a.opt_out {
-        let n = store.import_opt_outs(list)?;
-        println!("opt-out list: {n} entries");
+        let r = store.import_opt_outs(list)?;
+        for line in &r.future_dated {
+            eprintln!(
+                "warning: {}: line {line}: field `date`: the opt-out takes effect after today; \
+                 until then the patient's rows are analysed",
+                list.display()
+            );
+        }
+        println!("opt-out list: {} entries ({} dated after today)", r.entries, r.future_dated.len());
     } else {
         bail!("nothing to import: give --csv FILE --table NAME, --fhir DIR or --opt-out FILE");
     }
@@ -265,8 +272,8 @@ impl StoreTable {
             let sa = StoreArgs { store: self.store.clone(), secret: self.secret.clone() };
             return Ok(open_store(&sa, false)?.read_table(&self.table)?);
         };
-        if purpose.is_empty() || !purpose.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            bail!("--purpose `{purpose}`: not a v3-ActReason code such as HRESCH");
+        if let Err(e) = seh_policy::consent::check_purpose_code(purpose) {
+            bail!("--purpose: {e}");
         }
         let cfg = seh_node::store_site::StoreToml {
             path: self.store.clone(),
@@ -281,13 +288,15 @@ impl StoreTable {
         let idx: Vec<usize> = kept.into_iter().map(|r| r.0).collect();
         let a = audit.audit_value();
         eprintln!(
-            "consent for {purpose}: {} of {} rows kept ({} removed: {} opted out, {} by a deny, {} without consent)",
+            "consent for {purpose}: {} of {} rows kept ({} removed: {} opted out, {} by a deny, {} without consent; \
+             {} kept rows have an opt-out dated after today)",
             idx.len(),
             site.data.nrows(),
             a.removed,
             a.by_opt_out,
             a.by_deny_provision,
-            a.by_no_applicable_consent
+            a.by_no_applicable_consent,
+            a.kept_with_pending_opt_out
         );
         Ok(site.data.take_rows(&idx))
     }

@@ -55,6 +55,22 @@ pub struct OptOut {
     pub since_day: Option<i64>,
 }
 
+/// What [`Store::import_opt_outs`] read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OptOutImport {
+    /// Entries imported.
+    pub entries: usize,
+    /// 1-based lines of entries dated after today: they are stored, but do not apply to a study
+    /// before their date (the patient's rows are analysed until then). Worth a warning.
+    pub future_dated: Vec<usize>,
+}
+
+/// Today (UTC, by the system clock) in days since 1970-01-01.
+pub(crate) fn today_day() -> i64 {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    (secs / 86_400) as i64
+}
+
 fn bad(context: &str, message: &str) -> DataError {
     DataError::Backend(BackendError { context: context.to_string(), message: message.to_string() })
 }
@@ -110,10 +126,14 @@ impl Store {
     }
 
     /// Imports an opt-out list: a CSV file with header `patient,purpose,date`
-    /// (`purpose` empty or `*` = all purposes; `date` empty or `YYYY-MM-DD`),
-    /// patient = FHIR `Patient.id` (pseudonymised on import). One
-    /// transaction; re-importing is idempotent. Returns the number of entries.
-    pub fn import_opt_outs(&mut self, path: &Path) -> Result<usize, DataError> {
+    /// (`purpose` empty or `*` = all purposes, otherwise a v3-ActReason purpose-of-use code
+    /// exactly as HL7 spells it, e.g. `HRESCH`; `date` empty or `YYYY-MM-DD`, the day the
+    /// objection takes effect), patient = FHIR `Patient.id` (pseudonymised on import). One
+    /// transaction; re-importing is idempotent. Nothing is stored if any line is bad: an unknown
+    /// or wrongly-cased purpose is an error naming the file, line and field (it would otherwise
+    /// match no study and the objection would be ignored). Entries dated after today are
+    /// stored and reported in [`OptOutImport::future_dated`].
+    pub fn import_opt_outs(&mut self, path: &Path) -> Result<OptOutImport, DataError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| DataError::Io { path: path.to_path_buf(), message: e.to_string() })?;
         let err = |line: usize, problem: &str| DataError::CsvFormat {
@@ -126,6 +146,7 @@ impl Store {
             Some((_, h)) if h.trim().trim_start_matches('\u{feff}') == "patient,purpose,date" => {}
             _ => return Err(err(1, "the header must be `patient,purpose,date`")),
         }
+        let (today, mut future_dated) = (today_day(), Vec::new());
         let mut entries = Vec::new();
         for (i, line) in lines {
             let ln = i + 1;
@@ -139,8 +160,9 @@ impl Store {
             if !seh_fhir::is_fhir_id(patient) {
                 return Err(err(ln, "field `patient`: not a FHIR id"));
             }
-            if purpose.contains(char::is_whitespace) {
-                return Err(err(ln, "field `purpose`: contains white space"));
+            if !purpose.is_empty() && *purpose != "*" {
+                seh_policy::consent::check_purpose_code(purpose)
+                    .map_err(|e| err(ln, &format!("field `purpose`: {e}")))?;
             }
             let since = if date.is_empty() {
                 None
@@ -150,6 +172,9 @@ impl Store {
                     _ => return Err(err(ln, "field `date`: not a YYYY-MM-DD date")),
                 }
             };
+            if since.is_some_and(|d| d > today) {
+                future_dated.push(ln);
+            }
             let purpose = if purpose.is_empty() { "*" } else { purpose };
             entries.push((self.patient_pseudonym(patient), purpose.to_string(), since));
         }
@@ -162,7 +187,7 @@ impl Store {
             }
         }
         tx.commit()?;
-        Ok(n)
+        Ok(OptOutImport { entries: n, future_dated })
     }
 }
 
@@ -170,21 +195,67 @@ fn policy_date(day: Option<i64>, ctx: &str) -> Result<Option<seh_policy::Date>, 
     day.map(|d| seh_policy::Date::from_unix_days(d).map_err(|_| bad(ctx, "a date is out of range"))).transpose()
 }
 
+/// A stored purpose code as `seh-policy` reads it. Imports check codes
+/// ([`check_provision_purposes`], [`Store::import_opt_outs`]), but a store written by an older
+/// build may hold unchecked ones: a code in the wrong letter case is read as the code it
+/// spells (the reading that honours the patient's decision), anything else is `None`.
+fn stored_purpose_code(code: &str) -> Option<&'static str> {
+    use seh_policy::consent::{check_purpose_code, PurposeCodeError};
+    match check_purpose_code(code) {
+        Ok(c) | Err(PurposeCodeError::WrongCase { expected: c }) => Some(c),
+        Err(_) => None,
+    }
+}
+
+/// Checks every `purpose` of a FHIR `Consent`'s provisions (recursively): each must be a
+/// v3-ActReason purpose-of-use code, case-sensitive. Returns the FHIR path of the first bad one
+/// and why.
+pub(crate) fn check_provision_purposes(p: &Provision, path: &str) -> Result<(), (String, String)> {
+    use seh_policy::consent::{check_purpose_code, ACT_REASON_SYSTEM};
+    for (i, c) in p.purposes.iter().enumerate() {
+        if c.system != ACT_REASON_SYSTEM {
+            let why = format!("only v3-ActReason purposes ({ACT_REASON_SYSTEM}) are understood");
+            return Err((format!("{path}.purpose[{i}].system"), why));
+        }
+        check_purpose_code(&c.code).map_err(|e| (format!("{path}.purpose[{i}].code"), e.to_string()))?;
+    }
+    for (i, n) in p.nested.iter().enumerate() {
+        check_provision_purposes(n, &format!("{path}.provision[{i}]"))?;
+    }
+    Ok(())
+}
+
 /// One FHIR provision as `seh-policy` evaluates it. A provision without `type` is informative
 /// only and never applies; `action` restrictions are conditions the evaluator does not model
-/// (a permit with them never applies, a deny always does: fail safe).
+/// (a permit with them never applies, a deny always does: fail safe). A stored purpose that is
+/// no v3-ActReason purpose-of-use code (an older build did not check) fails safe the same way:
+/// such a permit never applies, such a deny covers every purpose.
 fn policy_provision(p: &Provision, ctx: &str) -> Result<seh_policy::consent::Provision, DataError> {
-    use seh_policy::consent::{Period, Provision as P, ProvisionType, Purpose};
-    let (kind, unmodelled) = match p.kind {
+    use seh_policy::consent::{Period, Provision as P, ProvisionType, Purpose, ACT_REASON_SYSTEM};
+    let (kind, mut unmodelled) = match p.kind {
         Some(seh_fhir::ProvisionKind::Permit) => (ProvisionType::Permit, !p.actions.is_empty()),
         Some(seh_fhir::ProvisionKind::Deny) => (ProvisionType::Deny, !p.actions.is_empty()),
         None => (ProvisionType::Permit, true),
     };
     let (start, end) = (policy_date(p.start_day, ctx)?, policy_date(p.end_day, ctx)?);
+    let mut purposes = Vec::new();
+    let mut unreadable = false;
+    for c in &p.purposes {
+        match stored_purpose_code(&c.code).filter(|_| c.system == ACT_REASON_SYSTEM) {
+            Some(code) => purposes.push(Purpose::act_reason(code)),
+            None => unreadable = true,
+        }
+    }
+    if unreadable {
+        match kind {
+            ProvisionType::Permit => unmodelled = true,
+            ProvisionType::Deny => purposes.clear(),
+        }
+    }
     Ok(P {
         kind,
         period: (start.is_some() || end.is_some()).then_some(Period { start, end }),
-        purposes: p.purposes.iter().map(|c| Purpose { system: c.system.clone(), code: c.code.clone() }).collect(),
+        purposes,
         has_unmodelled_conditions: unmodelled,
         provisions: p.nested.iter().map(|n| policy_provision(n, ctx)).collect::<Result<_, _>>()?,
     })
@@ -193,15 +264,18 @@ fn policy_provision(p: &Provision, ctx: &str) -> Result<seh_policy::consent::Pro
 impl Store {
     /// The store's consent knowledge as a `seh-policy` registry under `regime`: every imported
     /// FHIR `Consent` (a record without a provision takes its type from `policyRule`: `OPTIN`
-    /// permits, anything else denies) and the opt-out list (a purpose-wide objection from its
-    /// date, or on the list outright without a date). Patients are keyed by their pseudonym in
-    /// lower-case hex, as [`crate::cohort::Cohort::pseudonyms`] print.
+    /// permits, anything else denies) and the opt-out list (opt-out entries of the registry, so
+    /// the filter counts them as opt-outs: for their purpose or every purpose, from their date
+    /// or always). A stored opt-out purpose in the wrong letter case (an older build stored it
+    /// unchecked) is read as the code it spells, any other unreadable one as every purpose.
+    /// Patients are keyed by their pseudonym in lower-case hex, as
+    /// [`crate::cohort::Cohort::pseudonyms`] print.
     pub fn policy_consent(
         &self,
         regime: seh_policy::consent::ConsentRegime,
     ) -> Result<seh_policy::consent::ConsentRegistry, DataError> {
         use seh_policy::consent::{
-            ConsentRecord as R, ConsentStatus as S, Period, Provision as P, ProvisionType, Purpose,
+            ConsentRecord as R, ConsentStatus as S, OptOutEntry, Provision as P, ProvisionType, Purpose,
         };
         let ctx = "converting consent records";
         let mut reg = seh_policy::consent::ConsentRegistry::new(regime);
@@ -231,20 +305,11 @@ impl Store {
             reg.add_record(record).map_err(|e| bad(ctx, &e.to_string()))?;
         }
         for (k, o) in self.opt_outs()?.into_iter().enumerate() {
-            let patient = o.patient.to_string();
-            if o.purpose == "*" && o.since_day.is_none() {
-                reg.opt_out(&patient);
-                continue;
-            }
-            let purposes = if o.purpose == "*" { Vec::new() } else { vec![Purpose::act_reason(&o.purpose)] };
-            let start = policy_date(o.since_day, ctx)?;
-            let provision = P {
-                period: start.map(|s| Period { start: Some(s), end: None }),
-                purposes,
-                ..P::new(ProvisionType::Deny)
-            };
-            let record = R { id: format!("opt-out #{k}"), patient, status: S::Active, research_scope: true, provision };
-            reg.add_record(record).map_err(|e| bad(ctx, &e.to_string()))?;
+            let purpose =
+                if o.purpose == "*" { None } else { stored_purpose_code(&o.purpose).map(Purpose::act_reason) };
+            let entry = OptOutEntry { purpose, since: policy_date(o.since_day, ctx)? };
+            reg.add_opt_out(&format!("opt-out #{k}"), &o.patient.to_string(), entry)
+                .map_err(|e| bad(ctx, &e.to_string()))?;
         }
         Ok(reg)
     }

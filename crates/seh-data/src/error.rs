@@ -69,6 +69,15 @@ pub enum DataError {
         /// The rejected name.
         name: String,
     },
+    /// A table name that differs only by letter case from a table in the store (names are
+    /// compared without case: see [`crate::store::table_key`]).
+    #[error("table `{name}` differs only by letter case from the table `{existing}` in the store (table names are compared without case); use `{existing}` to replace or read that table, or choose another name")]
+    TableNameCase {
+        /// The name given.
+        name: String,
+        /// The spelling in the store.
+        existing: String,
+    },
     /// A column name containing a control character or longer than 128 bytes.
     #[error("column name at position {position} is not valid (control characters or longer than 128 bytes)")]
     BadColumnName {

@@ -226,7 +226,7 @@ fn consent_records_and_opt_outs() {
     let again = s.import_opt_outs(&common::testdata("fhir/synth/site1/opt_out.csv")).unwrap();
     assert_eq!(n, again);
     let outs = s.opt_outs().unwrap();
-    assert_eq!(outs.len(), n);
+    assert_eq!(outs.len(), n.entries);
     // Opt-outs key patients by the same pseudonyms as the cohort.
     let text = fs::read_to_string(common::testdata("fhir/synth/site1/opt_out.csv")).unwrap();
     if let Some(line) = text.lines().nth(1) {

@@ -5,15 +5,20 @@
 //! matched to the data rows through a patient-id column. Its header is either
 //! `patient,purpose,date` (every line an objection, the opt-out list format of `seh data opt-out`)
 //! or `patient,purpose,date,decision` with `decision` = `permit` or `deny`. `purpose` empty or `*`
-//! means every purpose, otherwise a v3-ActReason code (a deny also covers the code's
-//! specialisations, a permit exactly the code and its specialisations); `date` empty or
-//! `YYYY-MM-DD` is the day the decision takes effect. A patient's id is matched as written against
+//! means every purpose, otherwise a v3-ActReason purpose-of-use code exactly as HL7 spells it
+//! (case-sensitive; anything else is refused naming the file, line and field) — a deny or an
+//! objection also covers the code's specialisations, a permit exactly the code and its
+//! specialisations; `date` empty or `YYYY-MM-DD` is the day the decision takes effect (a date
+//! after today is warned about at node start). Lines of the first format are opt-out entries
+//! and are counted as opt-outs by the consent filter; `deny` lines count as denies. A patient's id is matched as written against
 //! the id column's value printed without a trailing `.0` (so `17` matches 17.0).
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use seh_policy::consent::{ConsentRecord, ConsentRegistry, ConsentStatus, Period, Provision, ProvisionType, Purpose};
+use seh_policy::consent::{
+    ConsentRecord, ConsentRegistry, ConsentStatus, OptOutEntry, Period, Provision, ProvisionType, Purpose,
+};
 use seh_policy::dp::BudgetLedger;
 use seh_policy::policy::{open_policy_toml, AnalysisKind};
 use seh_policy::{Date, SitePolicy};
@@ -169,14 +174,35 @@ pub fn build(settings: GovernanceSettings, data: &DataFrame) -> Result<SiteGover
             .map_err(|e| GovernanceError::Config { key: "consent records", reason: format!("{id}: {e}") })?;
     }
     if let Some(file) = &settings.consent_file {
-        read_consent_file(file, &mut registry)?;
+        let read = read_consent_file(file, &mut registry, today())?;
+        for line in &read.future_dated {
+            eprintln!(
+                "seh node: WARNING: {}:{line}: field `date`: the decision takes effect after today; \
+                 until then it does not apply",
+                file.display()
+            );
+        }
     }
     let ledger = BudgetLedger::open(&settings.ledger)?;
     Ok(SiteGovernance::new(settings.policy, registry, patients, Some(ledger), Box::new(today)))
 }
 
-/// Reads a consent decision file into `registry`.
-pub fn read_consent_file(path: &Path, registry: &mut ConsentRegistry) -> Result<usize, GovernanceError> {
+/// What [`read_consent_file`] read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConsentFileRead {
+    /// Decision lines read.
+    pub entries: usize,
+    /// 1-based lines whose decision takes effect after `today` (worth a warning).
+    pub future_dated: Vec<usize>,
+}
+
+/// Reads a consent decision file (see the module docs) into `registry`; `today` decides which
+/// lines are future-dated.
+pub fn read_consent_file(
+    path: &Path,
+    registry: &mut ConsentRegistry,
+    today: Date,
+) -> Result<ConsentFileRead, GovernanceError> {
     let err =
         |line: usize, reason: &str| GovernanceError::Consent { file: path.to_owned(), line, reason: reason.to_owned() };
     let text = std::fs::read_to_string(path).map_err(|e| err(0, &format!("cannot read: {e}")))?;
@@ -186,7 +212,7 @@ pub fn read_consent_file(path: &Path, registry: &mut ConsentRegistry) -> Result<
         Some("patient,purpose,date,decision") => true,
         _ => return Err(err(1, "the header must be `patient,purpose,date` or `patient,purpose,date,decision`")),
     };
-    let mut n = 0;
+    let mut read = ConsentFileRead::default();
     for (i, line) in lines {
         let ln = i + 1;
         if line.trim().is_empty() {
@@ -208,28 +234,32 @@ pub fn read_consent_file(path: &Path, registry: &mut ConsentRegistry) -> Result<
         if patient.is_empty() || patient.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(err(ln, "field `patient`: empty or contains white space"));
         }
-        let purposes = match purpose {
-            "" | "*" => Vec::new(),
-            p if p.bytes().all(|b| b.is_ascii_alphanumeric()) => vec![Purpose::act_reason(p)],
-            _ => return Err(err(ln, "field `purpose`: not a v3-ActReason code or `*`")),
+        let purpose = match purpose {
+            "" | "*" => None,
+            p => Some(Purpose::parse_act_reason(p).map_err(|e| err(ln, &format!("field `purpose`: {e}")))?),
         };
         let start = if date.is_empty() {
             None
         } else {
             Some(date.parse::<Date>().map_err(|_| err(ln, "field `date`: not a YYYY-MM-DD date"))?)
         };
-        if kind == ProvisionType::Deny && purposes.is_empty() && start.is_none() {
-            registry.opt_out(patient);
+        if start.is_some_and(|s| s > today) {
+            read.future_dated.push(ln);
+        }
+        let source = format!("{}:{ln}", path.display());
+        if !with_decision {
+            let entry = OptOutEntry { purpose, since: start };
+            registry.add_opt_out(&source, patient, entry).map_err(|e| err(ln, &e.to_string()))?;
         } else {
             let provision = Provision {
                 kind,
                 period: start.map(|s| Period { start: Some(s), end: None }),
-                purposes,
+                purposes: purpose.into_iter().collect(),
                 has_unmodelled_conditions: false,
                 provisions: Vec::new(),
             };
             let record = ConsentRecord {
-                id: format!("{}:{ln}", path.display()),
+                id: source,
                 patient: patient.to_owned(),
                 status: ConsentStatus::Active,
                 research_scope: true,
@@ -237,9 +267,9 @@ pub fn read_consent_file(path: &Path, registry: &mut ConsentRegistry) -> Result<
             };
             registry.add_record(record).map_err(|e| err(ln, &e.to_string()))?;
         }
-        n += 1;
+        read.entries += 1;
     }
-    Ok(n)
+    Ok(read)
 }
 
 /// The `[consent]` table of a node configuration.

@@ -10,38 +10,38 @@
 //!   purposes match the study purpose (an empty purpose list matches every purpose). A `permit`
 //!   matches only when one of its purposes equals or subsumes the study purpose; a `deny` matches
 //!   when a purpose equals, subsumes or is subsumed by the study purpose (deny is read broadly,
-//!   permit narrowly). Subsumption knows the research branch of v3-ActReason ([`HRESCH`] covers
-//!   `CLINTRCH`, `DSRCH`, `POARCH`, `TRANSRCH`, …); other codes match only themselves.
+//!   permit narrowly). Subsumption follows the purpose-of-use hierarchy of v3-ActReason
+//!   ([`HRESCH`] covers `BIORCH`, `CLINTRCH`, `DSRCH`, `POARCH`, `TRANSRCH`, …; `TREAT` covers
+//!   `ETREAT`, …). Codes are case-sensitive and must be purpose-of-use codes of v3-ActReason
+//!   ([`check_purpose_code`]); [`ConsentRegistry::add_record`] and
+//!   [`ConsentRegistry::add_opt_out`] refuse anything else, so a misspelt objection can never be
+//!   stored and then match nothing.
 //! * Nested provisions are exceptions to their parent and are looked at only when the parent
 //!   applies. If any applicable child denies, the result is deny; otherwise if any applicable
 //!   child permits, permit; otherwise the parent's type.
 //! * A provision restricted by conditions this evaluator does not model (actor, action, data
 //!   class, code, security label, data period) has `has_unmodelled_conditions = true`: such a
 //!   `permit` never applies, such a `deny` always applies (both fail safe).
-//! * Across a patient's records: the opt-out list denies first; then any deny wins; then any
-//!   permit; otherwise the [`ConsentRegime`] decides (opt-in: denied; opt-out: permitted).
+//! * Across a patient's records: the opt-out list denies first (an entry applies from its date
+//!   on, inclusive, and for its purpose read broadly like a deny, or for every purpose); then any
+//!   deny wins; then any permit; otherwise the [`ConsentRegime`] decides (opt-in: denied;
+//!   opt-out: permitted). An opt-out dated after the study date does not apply yet; a row kept
+//!   although its patient has such a pending opt-out is counted in the filter's audit.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::date::Date;
 use crate::error::ConsentError;
 use crate::site_only::SiteOnly;
 
+mod codes;
+
+pub use codes::{check_purpose_code, purpose_code, PurposeCodeError};
+
 /// The HL7 v3-ActReason code system URI.
 pub const ACT_REASON_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/v3-ActReason";
 /// v3-ActReason "healthcare research".
 pub const HRESCH: &str = "HRESCH";
-
-/// (child, parent) pairs of the research branch of v3-ActReason.
-const RESEARCH_PARENTS: &[(&str, &str)] = &[
-    ("CLINTRCH", "HRESCH"),
-    ("CLINTRCHNPC", "CLINTRCH"),
-    ("CLINTRCHPC", "CLINTRCH"),
-    ("PRECLINTRCH", "CLINTRCH"),
-    ("DSRCH", "HRESCH"),
-    ("POARCH", "HRESCH"),
-    ("TRANSRCH", "HRESCH"),
-];
 
 /// FHIR `Consent.status`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -115,6 +115,12 @@ impl Purpose {
         Self { system: ACT_REASON_SYSTEM.to_owned(), code: code.to_owned() }
     }
 
+    /// A v3-ActReason purpose, checked: `code` must be a purpose-of-use code exactly as HL7
+    /// spells it ([`check_purpose_code`]).
+    pub fn parse_act_reason(code: &str) -> Result<Self, PurposeCodeError> {
+        check_purpose_code(code).map(Self::act_reason)
+    }
+
     /// True when `self` equals `other` or is an ancestor of it in v3-ActReason.
     pub fn subsumes(&self, other: &Purpose) -> bool {
         if self.system != other.system {
@@ -127,11 +133,11 @@ impl Purpose {
             return false;
         }
         let mut cur = other.code.as_str();
-        // The table is acyclic and short; bound the walk by its length anyway.
-        for _ in 0..RESEARCH_PARENTS.len() {
-            match RESEARCH_PARENTS.iter().find(|(c, _)| *c == cur) {
-                Some((_, parent)) if *parent == self.code => return true,
-                Some((_, parent)) => cur = parent,
+        // The table is acyclic; bound the walk by its length anyway.
+        for _ in 0..codes::COUNT {
+            match codes::parent(cur) {
+                Some(parent) if parent == self.code => return true,
+                Some(parent) => cur = parent,
                 None => return false,
             }
         }
@@ -278,12 +284,36 @@ fn eval_provision(rec: &str, p: &Provision, path: &str, purpose: &Purpose, date:
     }
 }
 
+/// One entry of a site's opt-out list: the patient objects to `purpose` (every purpose when
+/// `None`) from `since` on (always when `None`).
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct OptOutEntry {
+    /// The purpose objected to (read broadly, like a deny); `None`: every purpose.
+    pub purpose: Option<Purpose>,
+    /// First day the objection is in force; `None`: always.
+    pub since: Option<Date>,
+}
+
+impl OptOutEntry {
+    fn covers(&self, purpose: &Purpose) -> bool {
+        self.purpose.as_ref().is_none_or(|c| c.subsumes(purpose) || purpose.subsumes(c))
+    }
+}
+
 /// All consent knowledge of a site: records by patient, the opt-out list and the regime.
 #[derive(Clone, Debug, Default)]
 pub struct ConsentRegistry {
     regime: ConsentRegime,
     records: HashMap<String, Vec<ConsentRecord>>,
-    opt_out: HashSet<String>,
+    opt_out: HashMap<String, Vec<OptOutEntry>>,
+}
+
+/// Checks that `p` is a v3-ActReason purpose-of-use code (system and code).
+fn check_purpose(p: &Purpose) -> Result<(), String> {
+    if p.system != ACT_REASON_SYSTEM {
+        return Err(format!("only v3-ActReason purposes ({ACT_REASON_SYSTEM}) are understood"));
+    }
+    check_purpose_code(&p.code).map(|_| ()).map_err(|e| e.to_string())
 }
 
 impl ConsentRegistry {
@@ -293,7 +323,8 @@ impl ConsentRegistry {
     }
 
     /// Adds a record. Errors (naming the record and field) when a period ends before it starts,
-    /// the patient reference is empty, or provisions nest deeper than 16 levels.
+    /// a purpose is not a v3-ActReason purpose-of-use code (case-sensitive), the patient
+    /// reference is empty, or provisions nest deeper than 16 levels.
     pub fn add_record(&mut self, record: ConsentRecord) -> Result<(), ConsentError> {
         fn check(rec: &str, p: &Provision, path: &str, depth: usize) -> Result<(), ConsentError> {
             let bad = |field: String, reason: &str| ConsentError::Invalid {
@@ -308,6 +339,9 @@ impl ConsentRegistry {
                 if e < s {
                     return Err(bad(format!("{path}.period"), "end is before start"));
                 }
+            }
+            for (i, c) in p.purposes.iter().enumerate() {
+                check_purpose(c).map_err(|reason| bad(format!("{path}.purpose[{i}]"), &reason))?;
             }
             for (i, c) in p.provisions.iter().enumerate() {
                 check(rec, c, &format!("{path}.provision[{i}]"), depth + 1)?;
@@ -328,12 +362,39 @@ impl ConsentRegistry {
 
     /// Puts `patient` on the opt-out list (denied for every purpose, whatever the records say).
     pub fn opt_out(&mut self, patient: &str) {
-        self.opt_out.insert(patient.to_owned());
+        self.opt_out.entry(patient.to_owned()).or_default().push(OptOutEntry::default());
+    }
+
+    /// Adds an entry of the opt-out list for `patient`. `source` names the entry in errors (a
+    /// file and line, never a patient id). Errors when the patient is empty or the purpose is
+    /// not a v3-ActReason purpose-of-use code (case-sensitive).
+    pub fn add_opt_out(&mut self, source: &str, patient: &str, entry: OptOutEntry) -> Result<(), ConsentError> {
+        let bad = |field: &str, reason: String| ConsentError::Invalid {
+            record: source.to_owned(),
+            field: field.to_owned(),
+            reason,
+        };
+        if patient.trim().is_empty() {
+            return Err(bad("patient", "empty patient reference".into()));
+        }
+        if let Some(p) = &entry.purpose {
+            check_purpose(p).map_err(|reason| bad("purpose", reason))?;
+        }
+        self.opt_out.entry(patient.to_owned()).or_default().push(entry);
+        Ok(())
+    }
+
+    /// True when `patient` has an opt-out entry covering `purpose` that is dated after `date`
+    /// (it does not apply yet).
+    pub fn has_pending_opt_out(&self, patient: &str, purpose: &Purpose, date: Date) -> bool {
+        let entries = self.opt_out.get(patient).map(Vec::as_slice).unwrap_or_default();
+        entries.iter().any(|e| e.since.is_some_and(|s| s > date) && e.covers(purpose))
     }
 
     /// Decides consent of `patient` for `purpose` on `date` (see the module docs).
     pub fn evaluate(&self, patient: &str, purpose: &Purpose, date: Date) -> ConsentDecision {
-        if self.opt_out.contains(patient) {
+        let entries = self.opt_out.get(patient).map(Vec::as_slice).unwrap_or_default();
+        if entries.iter().any(|e| e.since.is_none_or(|s| s <= date) && e.covers(purpose)) {
             return ConsentDecision::Denied(ConsentRule::OptOutList);
         }
         let mut why = String::from("no record");
@@ -382,13 +443,21 @@ impl ConsentRegistry {
         let kept = rows
             .into_iter()
             .filter(|row| match self.evaluate(patient_of(row), purpose, date) {
-                ConsentDecision::Permitted(_) => true,
+                ConsentDecision::Permitted(_) => {
+                    audit.kept += 1;
+                    if self.has_pending_opt_out(patient_of(row), purpose, date) {
+                        audit.kept_with_pending_opt_out += 1;
+                    }
+                    true
+                }
                 ConsentDecision::Denied(rule) => {
                     audit.removed += 1;
                     let k = match rule {
                         ConsentRule::OptOutList => &mut audit.by_opt_out,
                         ConsentRule::DenyProvision { .. } => &mut audit.by_deny_provision,
-                        _ => &mut audit.by_no_applicable_consent,
+                        ConsentRule::Regime { .. } | ConsentRule::PermitProvision { .. } => {
+                            &mut audit.by_no_applicable_consent
+                        }
                     };
                     *k += 1;
                     false
@@ -399,12 +468,19 @@ impl ConsentRegistry {
     }
 }
 
-/// What the consent filter removed (site-only; see [`SiteOnly`]).
+/// What the consent filter removed (site-only; see [`SiteOnly`]). Every row counts once:
+/// `kept + removed` is the number of rows, and `removed` is the sum of the three `by_` counts.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct ConsentFilterAudit {
+    /// Rows kept.
+    pub kept: u64,
+    /// Rows kept although the patient has an opt-out for the purpose dated after the study date
+    /// (it is not in force yet; the site is warned at import).
+    pub kept_with_pending_opt_out: u64,
     /// Rows removed in total.
     pub removed: u64,
-    /// Removed because the patient is on the opt-out list.
+    /// Removed because the patient is on the opt-out list (outright, or for this purpose from a
+    /// date on or before the study date).
     pub by_opt_out: u64,
     /// Removed because a deny provision applied.
     pub by_deny_provision: u64,

@@ -193,3 +193,91 @@ fn site_only_is_not_serializable() {
     <SiteOnly<seh_policy::consent::ConsentFilterAudit> as AmbiguousIfSerialize<_>>::check();
     <SiteOnly<u64> as AmbiguousIfSerialize<_>>::check();
 }
+
+#[test]
+fn purposes_are_v3_act_reason_codes_checked_case_sensitively() {
+    use seh_policy::consent::{check_purpose_code, OptOutEntry, PurposeCodeError};
+    // A record whose purpose is a wrongly-cased code would match no study: it is refused.
+    for code in ["hresch", "Hresch", "RESEARCH"] {
+        let mut reg = ConsentRegistry::new(ConsentRegime::OptOut);
+        let mut r = permit_record("c1", "p1");
+        let mut deny = Provision::new(ProvisionType::Deny);
+        deny.purposes = vec![Purpose::act_reason(code)];
+        r.provision.provisions.push(deny);
+        let err = reg.add_record(r).unwrap_err().to_string();
+        assert!(err.contains("c1") && err.contains("provision.provision[0].purpose[0]"), "{err}");
+        let entry = OptOutEntry { purpose: Some(Purpose::act_reason(code)), since: None };
+        let err = reg.add_opt_out("opt_out.csv:3", "p1", entry).unwrap_err().to_string();
+        assert!(err.contains("opt_out.csv:3") && err.contains("purpose"), "{err}");
+        assert!(reg.evaluate("p1", &research(), d("2024-01-01")).is_permitted(), "nothing was added");
+    }
+    // Another code system is not understood either.
+    let mut reg = ConsentRegistry::new(ConsentRegime::OptOut);
+    let mut r = permit_record("c1", "p1");
+    r.provision.purposes = vec![Purpose { system: "http://example.org".into(), code: "HRESCH".into() }];
+    assert!(reg.add_record(r).is_err());
+    assert_eq!(Purpose::parse_act_reason("hresch"), Err(PurposeCodeError::WrongCase { expected: "HRESCH" }));
+    assert_eq!(Purpose::parse_act_reason("HTEST").map(|p| p.code), Ok("HTEST".to_owned()));
+    assert!(check_purpose_code("PUBHLTH").is_ok() && check_purpose_code("COVERAGE").is_ok());
+}
+
+#[test]
+fn the_purpose_hierarchy_covers_every_branch_of_purpose_of_use() {
+    // BIORCH is research: an objection to research covers a biomedical-research study.
+    assert!(research().subsumes(&Purpose::act_reason("BIORCH")));
+    assert!(research().subsumes(&Purpose::act_reason("CLINTRCHNPC")));
+    assert!(Purpose::act_reason("TREAT").subsumes(&Purpose::act_reason("BTG")));
+    assert!(Purpose::act_reason("HOPERAT").subsumes(&Purpose::act_reason("HTEST")));
+    assert!(!research().subsumes(&Purpose::act_reason("TREAT")));
+    assert!(!Purpose::act_reason("CLINTRCH").subsumes(&research()));
+    let mut reg = ConsentRegistry::new(ConsentRegime::OptOut);
+    reg.add_opt_out("l2", "p", seh_policy::consent::OptOutEntry { purpose: Some(research()), since: None }).unwrap();
+    assert!(!reg.evaluate("p", &Purpose::act_reason("BIORCH"), d("2024-01-01")).is_permitted());
+    assert!(reg.evaluate("p", &Purpose::act_reason("TREAT"), d("2024-01-01")).is_permitted());
+}
+
+#[test]
+fn opt_out_entries_are_counted_as_opt_outs_and_pending_ones_are_reported() {
+    use seh_policy::consent::OptOutEntry;
+    let mut reg = ConsentRegistry::new(ConsentRegime::OptOut);
+    let entry =
+        |p: Option<&str>, since: Option<&str>| OptOutEntry { purpose: p.map(Purpose::act_reason), since: since.map(d) };
+    reg.add_opt_out("l2", "a", entry(Some("HRESCH"), Some("2020-01-01"))).unwrap();
+    reg.add_opt_out("l3", "b", entry(Some("CLINTRCH"), None)).unwrap();
+    reg.add_opt_out("l4", "c", entry(None, Some("2030-01-01"))).unwrap();
+    reg.add_opt_out("l5", "e", entry(Some("TREAT"), Some("2030-01-01"))).unwrap();
+    let mut r = permit_record("k", "f");
+    r.provision.kind = ProvisionType::Deny;
+    reg.add_record(r).unwrap();
+    let date = d("2024-06-01");
+    // a: opted out (dated); b: opted out of a narrower research purpose (read broadly);
+    // c: pending (kept, counted); e: pending but for another purpose (kept, not counted);
+    // f: a deny; g: nothing (opt-out regime: kept).
+    let (kept, audit) = reg.filter_rows(rows(&["a", "b", "c", "c", "e", "f", "g"]), |r| &r.patient, &research(), date);
+    let kept: Vec<&str> = kept.iter().map(|r| r.patient.as_str()).collect();
+    assert_eq!(kept, ["c", "c", "e", "g"]);
+    let a = audit.audit_value();
+    assert_eq!((a.kept, a.removed, a.by_opt_out, a.by_deny_provision, a.by_no_applicable_consent), (4, 3, 2, 1, 0));
+    assert_eq!(a.kept_with_pending_opt_out, 2);
+    // From its date on, the pending opt-out applies (inclusive).
+    assert_eq!(reg.evaluate("c", &research(), d("2030-01-01")), ConsentDecision::Denied(ConsentRule::OptOutList));
+    assert!(reg.evaluate("c", &research(), d("2029-12-31")).is_permitted());
+}
+
+#[test]
+fn a_site_policy_with_a_wrongly_cased_purpose_is_refused_naming_the_key_and_line() {
+    use seh_policy::error::PolicyError;
+    use seh_policy::SitePolicy;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/policy/site-policy.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(SitePolicy::from_toml_str(&text, "p").is_ok());
+    assert!(text.contains("\"HRESCH\""));
+    let bad = text.replacen("\"HRESCH\"", "\"hresch\"", 1);
+    match SitePolicy::from_toml_str(&bad, "p") {
+        Err(PolicyError::Invalid { key, reason, line, .. }) => {
+            assert_eq!((key.as_str(), line), ("consent.purposes", 98));
+            assert!(reason.contains("write `HRESCH`"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -347,7 +347,8 @@ impl SiteMachine {
                             study_id,
                             json!({ "accept": true, "purpose": spec.purpose, "dp_epsilon": spec.dp_epsilon,
                                     "consent_removed": c.removed, "consent_opt_out": c.by_opt_out,
-                                    "consent_deny": c.by_deny_provision, "consent_none": c.by_no_applicable_consent }),
+                                    "consent_deny": c.by_deny_provision, "consent_none": c.by_no_applicable_consent,
+                                    "consent_kept": c.kept, "consent_pending_opt_out": c.kept_with_pending_opt_out }),
                         ));
                         (true, String::new(), a.model)
                     }

@@ -224,8 +224,8 @@ impl StudySpec {
     /// (0, 1) and only with ε; DP only for describe studies).
     fn validate_governance(&self) -> Result<(), ProtocolError> {
         let p = &self.purpose;
-        if p.is_empty() || p.len() > 64 || !p.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(bad("purpose", "must be a v3-ActReason code such as HRESCH"));
+        if let Err(e) = seh_policy::consent::check_purpose_code(p) {
+            return Err(bad("purpose", e.to_string()));
         }
         if let Some(e) = self.dp_epsilon {
             if !(e.is_finite() && e > 0.0) {

@@ -139,6 +139,13 @@ impl Store {
                     line: line_no,
                     error,
                 })?;
+                if let Resource::Consent(k) = &res {
+                    check_consent_purposes(k).map_err(|error| DataError::Resource {
+                        file: path.clone(),
+                        line: line_no,
+                        error,
+                    })?;
+                }
                 let hash: [u8; 32] = Sha256::digest(text.as_bytes()).into();
                 let outcome = store_resource(&tx, &secret, &res, &hash)?;
                 summary.resources += 1;
@@ -154,6 +161,17 @@ impl Store {
         tx.commit()?;
         Ok(summary)
     }
+}
+
+/// Every `Consent.provision.purpose` must be a v3-ActReason purpose-of-use code, exactly as HL7
+/// spells it: a misspelt objection would otherwise be stored and match no study.
+fn check_consent_purposes(k: &seh_fhir::Consent) -> Result<(), seh_fhir::ParseError> {
+    let Some(p) = &k.provision else { return Ok(()) };
+    crate::consent::check_provision_purposes(p, "provision").map_err(|(field, problem)| seh_fhir::ParseError {
+        resource_type: Some(ResourceType::Consent),
+        id: Some(k.id.clone()),
+        problem: seh_fhir::Problem::Field { field, problem },
+    })
 }
 
 fn store_resource(

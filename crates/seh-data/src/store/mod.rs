@@ -18,7 +18,7 @@ use seh_crypto::pseudonym::{SitePseudonym, SiteSecret};
 use crate::error::DataError;
 
 pub use fhir::{ImportCounts, ImportSummary};
-pub use tables::{is_valid_table_name, TableInfo};
+pub use tables::{is_valid_table_name, table_key, TableInfo};
 
 /// Purposes (HMAC domain separation) of the pseudonyms the store keeps.
 pub mod purpose {

@@ -1,12 +1,28 @@
 //! Numeric analysis tables in the store: CSV imports and materialised cohorts.
 //!
-//! A table `NAME` lives in the SQL table `tab_NAME` with one `REAL` column per
+//! A table `NAME` lives in the SQL table `tab_KEY` with one `REAL` column per
 //! data-frame column (NULL = missing) and a hidden row number that keeps the
-//! row order. `analysis_table` lists the tables with their column order.
+//! row order. `analysis_table` lists the tables with their column order, and
+//! `table_row_patient` holds the patient pseudonym of each row of a cohort.
+//!
+//! # Table names: one rule
+//!
+//! A name is `[A-Za-z_][A-Za-z0-9_]{0,62}`, and its *key* ([`table_key`]) is
+//! the name in ASCII lower case. Two names with the same key are the same
+//! table: SQLite compares identifiers without case, so `tab_Rossi` and
+//! `tab_rossi` are one SQL table, and the store keys everything else (the SQL
+//! table, the row→patient map) on the key too. The catalogue keeps the
+//! spelling the table was first written with, and a name that differs from
+//! it only by letter case is refused, for writes and reads alike, with an
+//! error naming both ([`DataError::TableNameCase`]): replacing `rossi` needs
+//! `--table rossi`, never `Rossi`. (Lower-casing silently would let a typo
+//! replace a table; refusing names both spellings to the administrator.)
+//! Writing a table replaces its rows, its catalogue entry and its patient map
+//! in one transaction, so no map outlives the rows it describes.
 
 use std::path::Path;
 
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use seh_crypto::pseudonym::SitePseudonym;
 use seh_stats::DataFrame;
 
@@ -34,6 +50,32 @@ pub fn is_valid_table_name(name: &str) -> bool {
         && b.len() <= 63
         && (b[0].is_ascii_alphabetic() || b[0] == b'_')
         && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+/// The key of table name `name` (see the module docs): the name in ASCII lower case, after
+/// checking it ([`DataError::BadTableName`]). Every SQL statement about a table goes through
+/// this key.
+pub fn table_key(name: &str) -> Result<String, DataError> {
+    if !is_valid_table_name(name) {
+        return Err(DataError::BadTableName { name: name.to_string() });
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+/// The catalogue spellings of the tables with key `key` (more than one only in a store written
+/// by an older build, before names were compared without case).
+fn spellings(conn: &rusqlite::Connection, key: &str) -> Result<Vec<String>, DataError> {
+    let mut st = conn.prepare("SELECT name FROM analysis_table WHERE lower(name) = ?1 ORDER BY name")?;
+    let rows = st.query_map(params![key], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Refuses `name` when a table of another spelling has its key.
+fn check_spelling(name: &str, spellings: &[String]) -> Result<(), DataError> {
+    match spellings.iter().find(|s| s.as_str() != name) {
+        Some(other) => Err(DataError::TableNameCase { name: name.to_string(), existing: other.clone() }),
+        None => Ok(()),
+    }
 }
 
 fn quote(col: &str) -> String {
@@ -84,16 +126,20 @@ impl Store {
         source: &str,
         keys: Option<&[SitePseudonym]>,
     ) -> Result<TableInfo, DataError> {
-        if !is_valid_table_name(name) {
-            return Err(DataError::BadTableName { name: name.to_string() });
-        }
+        let key = table_key(name)?;
         for (i, c) in frame.names().iter().enumerate() {
             if c.len() > 128 || c.chars().any(char::is_control) {
                 return Err(DataError::BadColumnName { position: i + 1 });
             }
         }
         let tx = self.conn.transaction()?;
-        let sql_name = format!("tab_{name}");
+        // Replacing a table needs its exact spelling. A store written by an older build may list
+        // two spellings of one key (sharing one SQL table); writing one of them replaces both.
+        let existing = spellings(&tx, &key)?;
+        if !existing.iter().any(|s| s == name) {
+            check_spelling(name, &existing)?;
+        }
+        let sql_name = format!("tab_{key}");
         tx.execute_batch(&format!("DROP TABLE IF EXISTS {sql_name}"))?;
         let cols: Vec<String> = frame.names().iter().map(|c| format!("{} REAL", quote(c))).collect();
         let mut ddl = format!("CREATE TABLE {sql_name} (_row INTEGER PRIMARY KEY");
@@ -130,11 +176,16 @@ impl Store {
                 st.execute(p.as_slice())?;
             }
         }
-        tx.execute("DELETE FROM table_row_patient WHERE name = ?1", params![name])?;
+        // The patient map is keyed on the table key (an older build keyed it on the spelling):
+        // drop every map of this table before writing the new one.
+        for old in existing.iter().chain([&key]) {
+            tx.execute("DELETE FROM table_row_patient WHERE name = ?1", params![old])?;
+            tx.execute("DELETE FROM analysis_table WHERE name = ?1", params![old])?;
+        }
         if let Some(keys) = keys {
             let mut st = tx.prepare("INSERT INTO table_row_patient(name, row, pid) VALUES (?1, ?2, ?3)")?;
             for (row, k) in keys.iter().enumerate() {
-                st.execute(params![name, row as i64, &k.0[..]])?;
+                st.execute(params![key, row as i64, &k.0[..]])?;
             }
         }
         let columns_json = serde_json::to_string(frame.names()).unwrap_or_else(|_| "[]".to_string());
@@ -166,18 +217,31 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Reads table `name` as a data frame (NULL → NaN), rows in stored order.
-    pub fn read_table(&self, name: &str) -> Result<DataFrame, DataError> {
+    /// The catalogue entry of table `name` and its key. Errors: [`DataError::BadTableName`],
+    /// [`DataError::TableNameCase`] when the store holds the table under another spelling (or,
+    /// written by an older build, under two), [`DataError::NoSuchTable`].
+    fn lookup(&self, name: &str) -> Result<(TableInfo, String), DataError> {
+        let key = table_key(name)?;
         let tables = self.tables()?;
+        let same_key: Vec<String> =
+            tables.iter().filter(|t| t.name.eq_ignore_ascii_case(&key)).map(|t| t.name.clone()).collect();
+        check_spelling(name, &same_key)?;
         let Some(info) = tables.iter().find(|t| t.name == name) else {
             let available = tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ");
             return Err(DataError::NoSuchTable { name: name.to_string(), available });
         };
+        Ok((info.clone(), key))
+    }
+
+    /// Reads table `name` as a data frame (NULL → NaN), rows in stored order.
+    pub fn read_table(&self, name: &str) -> Result<DataFrame, DataError> {
+        let (info, key) = self.lookup(name)?;
+        let info = &info;
         let cols: Vec<String> = info.columns.iter().map(|c| quote(c)).collect();
         let sql = if cols.is_empty() {
-            format!("SELECT _row FROM tab_{name} ORDER BY _row")
+            format!("SELECT _row FROM tab_{key} ORDER BY _row")
         } else {
-            format!("SELECT {} FROM tab_{name} ORDER BY _row", cols.join(", "))
+            format!("SELECT {} FROM tab_{key} ORDER BY _row", cols.join(", "))
         };
         let mut data: Vec<Vec<f64>> = vec![Vec::with_capacity(info.nrows as usize); info.columns.len()];
         let mut st = self.conn.prepare(&sql)?;
@@ -205,8 +269,20 @@ impl Store {
     /// import); [`DataError::BadPatientKeys`] if the keys do not cover the rows exactly.
     pub fn read_keyed_table(&self, name: &str) -> Result<(DataFrame, Vec<SitePseudonym>), DataError> {
         let frame = self.read_table(name)?;
+        let key = table_key(name)?;
+        // Keyed on the table key; a map an older build wrote under a mixed-case spelling is
+        // still found under that spelling (the spelling is the catalogue's, checked above).
+        let map_name: String = self
+            .conn
+            .query_row(
+                "SELECT name FROM table_row_patient WHERE name = ?1 OR name = ?2 LIMIT 1",
+                params![key, name],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(key);
         let mut st = self.conn.prepare("SELECT row, pid FROM table_row_patient WHERE name = ?1 ORDER BY row")?;
-        let rows = st.query_map(params![name], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+        let rows = st.query_map(params![map_name], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
         let bad = |problem: String| DataError::BadPatientKeys { name: name.to_string(), problem };
         let mut keys = Vec::with_capacity(frame.nrows());
         for (expected, row) in rows.enumerate() {

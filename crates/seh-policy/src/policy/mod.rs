@@ -377,8 +377,8 @@ impl SitePolicy {
         let mut purposes = Vec::new();
         for c in raw.consent.purposes.get_ref() {
             let code = c.get_ref().trim();
-            if code.is_empty() || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(cx.invalid(c, "consent.purposes", "must be a v3-ActReason code such as HRESCH"));
+            if let Err(e) = crate::consent::check_purpose_code(code) {
+                return Err(cx.invalid(c, "consent.purposes", e.to_string()));
             }
             purposes.push(Purpose::act_reason(code));
         }
