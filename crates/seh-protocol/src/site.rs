@@ -30,6 +30,7 @@ use crate::spec::{Aggregation, Analysis, SignedStudy, StudySpec};
 
 mod he_phase;
 mod log_head;
+pub mod replay;
 
 /// Most messages one sender may send in one round.
 pub const MAX_MESSAGES_PER_ROUND: usize = 16;
@@ -89,6 +90,15 @@ pub enum SiteOutput {
     /// the following message, replacing the study's earlier record; pass the records back to
     /// [`SiteMachine::with_he_keys`] after a restart.
     RecordHeKey(Box<crate::he_keyrec::HeKeyRecord>),
+    /// Persist that this site finished `study_id` (released or refused) **before** sending the
+    /// following message; pass the records back to [`SiteMachine::with_finished`] after a
+    /// restart. A finished study is never started again ([`replay`]).
+    RecordFinished {
+        /// Study id.
+        study_id: String,
+        /// How it ended.
+        outcome: replay::Finish,
+    },
 }
 
 enum Stage {
@@ -130,6 +140,8 @@ pub struct SiteMachine {
     he: crate::he_site::SiteHe,
     /// The coordinator log head this site co-signed last ([`SiteOutput::RecordLogHead`]).
     cosigned_head: Option<crate::log_head::HeadRef>,
+    /// Studies this site finished: a replayed start is refused ([`replay`]).
+    finished: replay::FinishedStudies,
 }
 
 impl std::fmt::Debug for SiteMachine {
@@ -172,6 +184,8 @@ impl SiteMachine {
         if frost_share.party() != Some(site.party) || frost_share.group_key() != fed.group_key() {
             return Err(ProtocolError::invalid("site", "frost share", "not this site's share of the federation group"));
         }
+        // A corrupted share would make every signature share of this site invalid.
+        fed.frost_group.check_share(&frost_share).map_err(|e| ProtocolError::invalid("site", "frost share", e.to_string()))?;
         gov.check_rows(data.nrows())?;
         let me = site.party;
         Ok(SiteMachine {
@@ -187,6 +201,7 @@ impl SiteMachine {
             caches: BTreeMap::new(),
             he: Default::default(),
             cosigned_head: None,
+            finished: Default::default(),
         })
     }
 
@@ -330,6 +345,9 @@ impl SiteMachine {
         let round = session.round;
         match (env.protocol, env.step) {
             (ProtocolId::Control, control::OFFER) => {
+                if let Some(how) = self.finished.get(study_id) {
+                    return self.refuse_replay(study_id, session, how, out);
+                }
                 let offer: Offer = messages::from_payload("offer", &env.payload)?;
                 let (spec, decision) = self.check_study(&offer.study, &session)?;
                 out.push(audit(
@@ -361,6 +379,7 @@ impl SiteMachine {
                             study_id,
                             json!({ "accept": false, "rule": rule, "reason": r.to_string() }),
                         ));
+                        self.mark_finished(study_id, replay::Finish::Refused, out);
                         (false, r.to_string(), None)
                     }
                 };
@@ -369,6 +388,7 @@ impl SiteMachine {
                 self.send(out, study_id, env)
             }
             (ProtocolId::Control, control::AGGREGATE_START) => {
+                self.check_not_finished(study_id, "aggregate start")?;
                 let start: AggregateStart = messages::from_payload("aggregate start", &env.payload)?;
                 let (spec, decision) = self.check_study(&start.study, &session)?;
                 let admitted =
@@ -489,6 +509,7 @@ impl SiteMachine {
                 Ok(())
             }
             (ProtocolId::Control, control::SIGN_START) => {
+                self.check_not_finished(study_id, "sign start")?;
                 let start: SignStart = messages::from_payload("sign start", &env.payload)?;
                 let (spec, decision) = self.check_study(&start.study, &session)?;
                 if let Err(r) = decision {
@@ -589,10 +610,16 @@ impl SiteMachine {
                     study_id,
                     json!({ "what": "released", "document_sha256": digest, "signers": released.release.signers, "contributors": doc.contributors }),
                 ));
+                if doc.study_id == study_id {
+                    self.mark_finished(study_id, replay::Finish::Released, out);
+                }
                 Ok(())
             }
             (ProtocolId::Control, control::HEAD_SIGN_START) => self.head_sign_start(study_id, env, out),
-            (ProtocolId::Control, control::HE_SETUP_START) => self.he_setup_start(study_id, env, out),
+            (ProtocolId::Control, control::HE_SETUP_START) => {
+                self.check_not_finished(study_id, "threshold-HE set-up start")?;
+                self.he_setup_start(study_id, env, out)
+            }
             (ProtocolId::ThresholdBfv, _) => self.he_message(study_id, env, out),
             _ => Err(Self::unexpected("unknown message kind")),
         }
