@@ -10,7 +10,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use seh_crypto::frost;
 use seh_crypto::frost::sign::{SignatureShare, SigningCommitment, SigningRequest};
 use seh_crypto::secagg::server::{ServerRound0, ServerRound1, ServerRound2, ServerRound3, ServerRound4};
 use seh_crypto::secagg::{
@@ -24,10 +23,9 @@ use crate::error::ProtocolError;
 use crate::fed::planner::{merge_info, plan, Step};
 use crate::fed::{self, site::ModelInfo};
 use crate::federation::Federation;
-use crate::hex;
 use crate::log_head::SignedHead;
-use crate::messages::{self, control, frost_step, AggregateStart, DecisionMsg, Offer, Released, SignStart};
-use crate::release::{signing_message, ReleaseDocument, SignedRelease};
+use crate::messages::{self, control, frost_step, AggregateStart, DecisionMsg, Offer};
+use crate::release::{signing_message, SignedRelease};
 use crate::site::MAX_MESSAGES_PER_ROUND;
 use crate::spec::{Aggregation, Analysis, SignedStudy, StudySpec};
 

@@ -54,6 +54,10 @@ struct World {
     alice: SigningKey,
     /// Another researcher of the federation.
     bob: SigningKey,
+    /// Sites' identity keys (to re-sign a tampered message as the site would send it).
+    keys: BTreeMap<PartyId, SigningKey>,
+    /// This site's FROST signature shares are replaced by an invalid one (a corrupted key share).
+    bad_signer: Option<PartyId>,
 }
 
 fn small_data(i: usize) -> DataFrame {
@@ -80,9 +84,10 @@ fn world(n: usize, t: u32, aggregation: Aggregation) -> World {
     let researchers = [("alice".to_owned(), hex::encode(alice.verifying_key().as_bytes()))];
     let text = open_policy_toml(&researchers, &[AnalysisKind::Descriptive, AnalysisKind::Cox], 3);
     let policy = SitePolicy::from_toml_str(&text, "test policy").unwrap();
-    let (mut sites, mut make) = (BTreeMap::new(), BTreeMap::new());
+    let (mut sites, mut make, mut keys) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
     for (i, name) in names.iter().enumerate() {
         let (key, share) = secrets.sites[name].clone();
+        keys.insert(fed.site_by_name(name).unwrap().party, key.clone());
         let (fed2, policy, name2) = (fed.clone(), policy.clone(), name.clone());
         let factory: Factory = Box::new(move || {
             let gov = SiteGovernance::new(
@@ -122,6 +127,8 @@ fn world(n: usize, t: u32, aggregation: Aggregation) -> World {
         study,
         alice: alice.clone(),
         bob: secrets.researchers["bob"].clone(),
+        keys,
+        bad_signer: None,
     }
 }
 
@@ -133,7 +140,20 @@ impl World {
         let mut sent = Vec::new();
         for o in &out {
             match o {
-                SiteOutput::Send { kind, bytes, .. } => sent.push((kind.clone(), bytes.clone())),
+                SiteOutput::Send { kind, bytes, .. } => {
+                    let share = seh_protocol::messages::kind_label(
+                        seh_crypto::wire::ProtocolId::Frost,
+                        seh_protocol::messages::frost_step::SHARE,
+                    );
+                    let bytes = if self.bad_signer == Some(to) && *kind == share {
+                        let mut env = seh_protocol::messages::open(bytes, self.fed.roster()).unwrap();
+                        env.payload = [5u8; 1].iter().copied().chain([0u8; 31]).collect();
+                        seh_protocol::messages::seal_envelope(&self.keys[&to], env).unwrap()
+                    } else {
+                        bytes.clone()
+                    };
+                    sent.push((kind.clone(), bytes))
+                }
                 SiteOutput::RecordHeKey(rec) => {
                     // Persisted before any message that follows it in the output list.
                     assert!(sent.is_empty(), "a key record must be persisted before the message it guards");
@@ -820,4 +840,34 @@ fn every_stored_study_stays_releasable_after_a_restart_and_a_bad_key_file_is_nam
     let (r, first) = start_study(&w, &runs[3].1);
     let e = release(&mut w, r, first, &[]).unwrap_err();
     assert!(e.contains(&format!("/var/seh/state.he-keys/{}.hekey", ids[3])) && !e.contains("holds no"), "{e}");
+}
+
+#[test]
+fn a_bad_co_signer_of_a_store_release_is_left_out_and_t_others_co_sign() {
+    let mut w = world(5, 3, Aggregation::He);
+    let f = run(&mut w, None);
+    // Site-1 (party 2) now signs with a corrupted key share.
+    w.bad_signer = Some(PartyId(2));
+    let (r, first) = start_study(&w, &f);
+    let mut r = r;
+    let mut out = first;
+    for _ in 0..12 {
+        for o in std::mem::take(&mut out) {
+            let (sent, _) = w.deliver(o.to, &o.bytes);
+            for (_, bytes) in sent {
+                r.receive(o.to, &bytes).unwrap();
+            }
+        }
+        match r.close().unwrap_or_else(|e| panic!("{e}")) {
+            ReleaseStep::Send(next) => out = next,
+            ReleaseStep::Done { signed, .. } => {
+                signed.verify(&w.fed.group_key()).unwrap();
+                assert!(!signed.signers.contains(&"site-1".to_owned()), "{:?}", signed.signers);
+                assert!(r.excluded_signers().contains(&PartyId(2)));
+                return;
+            }
+            ReleaseStep::Switched { .. } => panic!("a switch where a decryption was asked"),
+        }
+    }
+    panic!("the release did not finish");
 }

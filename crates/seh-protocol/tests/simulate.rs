@@ -291,8 +291,10 @@ fn a_finished_study_replayed_with_a_reset_checkpoint_is_refused_by_every_site_ev
     let mut cps = Vec::new();
     assert!(run(&mut w, &mut study, first, &BTreeMap::new(), &mut cps, None));
     released(cps.last().unwrap(), &w.fed);
-    // The coordinator resets the finished study's checkpoint and runs it again.
-    let (mut again, first) = start(&w, Checkpoint::default());
+    // The coordinator resets the finished study's checkpoint (keeping its rounds moving on, so
+    // no message is of a stale round) and runs it again.
+    let reset = Checkpoint { round: cps.last().unwrap().round + 10, ..Checkpoint::default() };
+    let (mut again, first) = start(&w, reset.clone());
     let mut cps2 = Vec::new();
     assert!(run(&mut w, &mut again, first, &BTreeMap::new(), &mut cps2, None));
     let cp = cps2.last().unwrap();
@@ -326,7 +328,7 @@ fn a_finished_study_replayed_with_a_reset_checkpoint_is_refused_by_every_site_ev
     assert!(run(&mut w2, &mut fourth, first4, &BTreeMap::new(), &mut cps3, None));
     let cp = cps3.last().unwrap();
     assert!(cp.release.is_none() && cp.failure.is_some(), "{cp:?}");
-    let (mut fifth, first) = start(&w2, Checkpoint::default());
+    let (mut fifth, first) = start(&w2, Checkpoint { round: reset.round + 100, ..reset });
     assert!(run(&mut w2, &mut fifth, first, &BTreeMap::new(), &mut cps3, None));
     let failure = cps3.last().unwrap().failure.clone().unwrap();
     assert_eq!(failure.matches("rule `replay`").count(), 5, "{failure}");
