@@ -208,8 +208,7 @@ pub async fn run<C: SiteConnector>(config: NodeConfig<C>) -> Result<(), NodeErro
     let he_dir = he_keys::dir_beside(&config.state_path);
     let he_keys = he_keys::HeKeyStore::new(he_dir.clone(), &config.name, &config.key);
     // Key records are read on demand, study by study (no cap on how many stay releasable).
-    let mut machine =
-        machine.with_he_key_source(Box::new(he_keys::HeKeyStore::new(he_dir, &config.name, &config.key)));
+    let mut machine = machine.with_he_key_source(Box::new(he_keys::HeKeyStore::new(he_dir, &config.name, &config.key)));
     let log = if config.audit_path.exists() {
         AuditLog::open(&config.audit_path, config.key.clone())?
     } else {

@@ -185,7 +185,9 @@ impl SiteMachine {
             return Err(ProtocolError::invalid("site", "frost share", "not this site's share of the federation group"));
         }
         // A corrupted share would make every signature share of this site invalid.
-        fed.frost_group.check_share(&frost_share).map_err(|e| ProtocolError::invalid("site", "frost share", e.to_string()))?;
+        fed.frost_group
+            .check_share(&frost_share)
+            .map_err(|e| ProtocolError::invalid("site", "frost share", e.to_string()))?;
         gov.check_rows(data.nrows())?;
         let me = site.party;
         Ok(SiteMachine {

@@ -777,7 +777,10 @@ struct FileSource {
 impl seh_protocol::he_site::HeKeySource for FileSource {
     fn load(&self, study_id: &str) -> Result<Option<HeKeyRecord>, String> {
         if self.broken.iter().any(|b| b == study_id) {
-            return Err(format!("state file {}: does not open under this node's identity key", self.location(study_id)));
+            return Err(format!(
+                "state file {}: does not open under this node's identity key",
+                self.location(study_id)
+            ));
         }
         Ok(self.records.get(study_id).map(|b| HeKeyRecord::from_bytes(b).unwrap()))
     }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use seh_audit::{Actor, AuditLog, EntryKind, Timestamp};
+use seh_crypto::wire::ProtocolId;
 use seh_crypto::wire::{PartyId, SigningKey};
 use seh_policy::consent::ConsentRegistry;
 use seh_policy::policy::{open_policy_toml, AnalysisKind};
@@ -24,7 +25,6 @@ use seh_protocol::log_head::{
 use seh_protocol::policy::{SiteGovernance, SitePolicy};
 use seh_protocol::site::{AuditKind, SiteMachine, SiteOutput};
 use seh_protocol::spec::{Analysis, DescribeSpec, SignedStudy, StudySpec};
-use seh_crypto::wire::ProtocolId;
 use seh_protocol::{hex, messages, setup};
 use seh_stats::DataFrame;
 use serde_json::{json, Map, Value};

@@ -12,9 +12,9 @@ use seh_crypto::frost::sign::{SignatureShare, SigningRequest};
 use seh_crypto::frost::{self, FrostError, GroupPublicKey, Signature};
 use seh_crypto::wire::{PartyId, ProtocolId, SessionGuard};
 
-use super::{Action, CoordinatorStudy, Phase, Purpose};
 #[cfg(doc)]
 use super::Checkpoint;
+use super::{Action, CoordinatorStudy, Phase, Purpose};
 use crate::describe;
 use crate::hex;
 use crate::log_head::{HeadSignStart, SignedHead};
@@ -275,8 +275,11 @@ impl CoordinatorStudy {
             self.send(out, p, ProtocolId::Control, control::HEAD_SIGN_START, payload.clone());
         }
         self.expected = sites.into_iter().collect();
-        self.phase =
-            Phase::Commit { document: request.document.clone(), commitments: BTreeMap::new(), purpose: Purpose::LogHead };
+        self.phase = Phase::Commit {
+            document: request.document.clone(),
+            commitments: BTreeMap::new(),
+            purpose: Purpose::LogHead,
+        };
         self.head_request = Some(request);
     }
 }

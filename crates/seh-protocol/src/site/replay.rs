@@ -69,9 +69,14 @@ impl FinishedStudies {
         }
         let mut me = FinishedStudies::default();
         for (i, e) in entries.into_iter().enumerate() {
-            let ok = e.study_id.len() == 32 && e.study_id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            let ok =
+                e.study_id.len() == 32 && e.study_id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
             if !ok {
-                return Err(ProtocolError::invalid("finished studies", format!("[{i}].study_id"), "not 32 lower-case hex"));
+                return Err(ProtocolError::invalid(
+                    "finished studies",
+                    format!("[{i}].study_id"),
+                    "not 32 lower-case hex",
+                ));
             }
             if !me.ids.insert(e.study_id.clone()) {
                 return Err(ProtocolError::invalid("finished studies", format!("[{i}].study_id"), "listed twice"));
@@ -129,38 +134,6 @@ pub(super) fn replay_reason(how: Finish) -> String {
     format!("rule `{REPLAY_RULE}`: this study already finished at this site ({how}); a study id runs once")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn id(i: usize) -> String {
-        format!("{i:032x}")
-    }
-
-    #[test]
-    fn keeps_the_last_max_finished_and_evicts_the_oldest_first() {
-        let mut f = FinishedStudies::default();
-        for i in 0..MAX_FINISHED + 5 {
-            assert!(f.record(&id(i), Finish::Released));
-        }
-        assert!(!f.record(&id(MAX_FINISHED + 4), Finish::Refused));
-        assert_eq!(f.len(), MAX_FINISHED);
-        assert_eq!(f.get(&id(4)), None);
-        assert_eq!(f.get(&id(5)), Some(Finish::Released));
-        let again = FinishedStudies::from_entries(f.entries().cloned().collect()).unwrap();
-        assert_eq!(again, f);
-    }
-
-    #[test]
-    fn bad_entries_are_named() {
-        let e = |s: &str| FinishedStudy { study_id: s.into(), outcome: Finish::Refused };
-        let err = FinishedStudies::from_entries(vec![e(&id(1)), e("XYZ")]).unwrap_err().to_string();
-        assert!(err.contains("[1].study_id"), "{err}");
-        let err = FinishedStudies::from_entries(vec![e(&id(1)), e(&id(1))]).unwrap_err().to_string();
-        assert!(err.contains("listed twice"), "{err}");
-    }
-}
-
 impl super::SiteMachine {
     /// A replayed offer of a study this site finished: refused by the rule
     /// [`REPLAY_RULE`], audited as a policy decision, answered as a refusal.
@@ -177,7 +150,12 @@ impl super::SiteMachine {
             study_id,
             serde_json::json!({ "accept": false, "rule": REPLAY_RULE, "reason": reason }),
         ));
-        let msg = crate::messages::DecisionMsg { accept: false, reason, min_cell_count: self.gov.min_cell_count(), model: None };
+        let msg = crate::messages::DecisionMsg {
+            accept: false,
+            reason,
+            min_cell_count: self.gov.min_cell_count(),
+            model: None,
+        };
         let env = self.control(session, crate::messages::control::DECISION, crate::messages::to_payload(&msg));
         self.send(out, study_id, env)
     }
@@ -207,5 +185,37 @@ impl super::SiteMachine {
         if self.finished.record(study_id, outcome) {
             out.push(super::SiteOutput::RecordFinished { study_id: study_id.to_owned(), outcome });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(i: usize) -> String {
+        format!("{i:032x}")
+    }
+
+    #[test]
+    fn keeps_the_last_max_finished_and_evicts_the_oldest_first() {
+        let mut f = FinishedStudies::default();
+        for i in 0..MAX_FINISHED + 5 {
+            assert!(f.record(&id(i), Finish::Released));
+        }
+        assert!(!f.record(&id(MAX_FINISHED + 4), Finish::Refused));
+        assert_eq!(f.len(), MAX_FINISHED);
+        assert_eq!(f.get(&id(4)), None);
+        assert_eq!(f.get(&id(5)), Some(Finish::Released));
+        let again = FinishedStudies::from_entries(f.entries().cloned().collect()).unwrap();
+        assert_eq!(again, f);
+    }
+
+    #[test]
+    fn bad_entries_are_named() {
+        let e = |s: &str| FinishedStudy { study_id: s.into(), outcome: Finish::Refused };
+        let err = FinishedStudies::from_entries(vec![e(&id(1)), e("XYZ")]).unwrap_err().to_string();
+        assert!(err.contains("[1].study_id"), "{err}");
+        let err = FinishedStudies::from_entries(vec![e(&id(1)), e(&id(1))]).unwrap_err().to_string();
+        assert!(err.contains("listed twice"), "{err}");
     }
 }
