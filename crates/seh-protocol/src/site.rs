@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rand::rngs::OsRng;
-use seh_crypto::frost::sign::{SigningNonces, SigningRequest};
+use seh_crypto::frost::sign::SigningNonces;
 use seh_crypto::frost::{self, KeyShare};
 use seh_crypto::secagg::{
     round0, round1, round2, round3, ConsistencyRequest, ForwardedShares, Graph, KeyList, SecAggMessage, SecAggParams,
@@ -18,19 +18,19 @@ use seh_stats::DataFrame;
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
-use crate::describe::{self, respects_min_count};
+use crate::describe;
 use crate::error::ProtocolError;
 use crate::fed;
 use crate::federation::Federation;
 use crate::hex;
-use crate::messages::{self, control, frost_step, AggregateStart, DecisionMsg, Offer, Released, SignStart};
+use crate::messages::{self, control, frost_step, AggregateStart, DecisionMsg, Offer, Released};
 use crate::policy::{Admitted, Refused, SiteGovernance};
-use crate::release::{signing_message, ReleaseDocument};
 use crate::spec::{Aggregation, Analysis, SignedStudy, StudySpec};
 
 mod he_phase;
 mod log_head;
 pub mod replay;
+mod sign;
 
 /// Most messages one sender may send in one round.
 pub const MAX_MESSAGES_PER_ROUND: usize = 16;
@@ -510,92 +510,8 @@ impl SiteMachine {
                 self.set_stage(study_id, Stage::Finished);
                 Ok(())
             }
-            (ProtocolId::Control, control::SIGN_START) => {
-                self.check_not_finished(study_id, "sign start")?;
-                let start: SignStart = messages::from_payload("sign start", &env.payload)?;
-                let (spec, decision) = self.check_study(&start.study, &session)?;
-                if let Err(r) = decision {
-                    return Err(ProtocolError::invalid("sign start", "policy", r.to_string()));
-                }
-                let doc = ReleaseDocument::from_json(&start.document)?;
-                let bad = |f: &str, r: &str| Err(ProtocolError::invalid("release document", f, r));
-                if doc.study_id != spec.study_id || doc.spec_sha256 != start.study.digest() {
-                    return bad("study_id", "does not name this study");
-                }
-                if doc.analysis != spec.analysis.kind() {
-                    return bad("analysis", "differs from the study");
-                }
-                if !doc.contributors.contains(&self.name) {
-                    return bad("contributors", "this site did not contribute to this result");
-                }
-                if doc.min_cell_count < self.gov.min_cell_count()
-                    || !respects_min_count(&doc.result, doc.min_cell_count)
-                {
-                    return bad("result", "violates this site's minimum cell count");
-                }
-                out.push(audit(
-                    AuditKind::Request,
-                    study_id,
-                    json!({ "round": round, "what": "co-sign release", "suppressed": doc.result.suppressed }),
-                ));
-                self.frost_commit(out, study_id, session, |nonces| Stage::Committed(nonces, start.document))
-            }
-            (ProtocolId::Frost, frost_step::REQUEST) => {
-                let (nonces, document, head, store) = match self.take_stage(study_id) {
-                    Stage::Committed(nonces, document) => (nonces, document, false, false),
-                    Stage::CommittedHead(nonces, document) => (nonces, document, true, false),
-                    Stage::CommittedStore(nonces, document) => (nonces, document, false, true),
-                    _ => return Err(Self::unexpected("signing request without a commitment")),
-                };
-                let request = SigningRequest::decode(&env.payload)?;
-                let message = if head {
-                    crate::log_head::signing_message(&document)
-                } else if store {
-                    crate::he_cosign::signing_message(&document)
-                } else {
-                    signing_message(&document)
-                };
-                if request.message() != message.as_slice() {
-                    return Err(ProtocolError::invalid("signing request", "message", "is not the approved document"));
-                }
-                let share = frost::sign_share(&request, nonces, &self.frost_share)?;
-                let env = Envelope {
-                    protocol: ProtocolId::Frost,
-                    step: frost_step::SHARE,
-                    sender: self.me,
-                    recipient: PartyId::COORDINATOR,
-                    session,
-                    nonce: messages::nonce(),
-                    payload: share.encode(),
-                };
-                self.send(out, study_id, env)?;
-                let digest = hex::encode(&sha2_digest(document.as_bytes()));
-                if store {
-                    out.push(audit(
-                        AuditKind::Release,
-                        study_id,
-                        json!({ "what": "co-signed release from the encrypted store", "document_sha256": digest }),
-                    ));
-                    self.set_stage(study_id, Stage::Finished);
-                    return Ok(());
-                }
-                if head {
-                    out.push(audit(
-                        AuditKind::Release,
-                        study_id,
-                        json!({ "what": "co-signed coordinator log head", "document_sha256": digest }),
-                    ));
-                    self.set_stage(study_id, Stage::Finished);
-                    return Ok(());
-                }
-                out.push(audit(
-                    AuditKind::Release,
-                    study_id,
-                    json!({ "what": "co-signed", "document_sha256": digest }),
-                ));
-                self.set_stage(study_id, Stage::CoSigned(document));
-                Ok(())
-            }
+            (ProtocolId::Control, control::SIGN_START) => self.sign_start(study_id, env, out),
+            (ProtocolId::Frost, frost_step::REQUEST) => self.frost_request(study_id, env, out),
             (ProtocolId::Control, control::RELEASED) => {
                 let mut released: Released = messages::from_payload("released", &env.payload)?;
                 // A co-signer already holds the document; the release then omits it.
@@ -628,7 +544,7 @@ impl SiteMachine {
     }
 }
 
-fn sha2_digest(bytes: &[u8]) -> [u8; 32] {
+pub(crate) fn sha2_digest(bytes: &[u8]) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     Sha256::digest(bytes).into()
 }
