@@ -104,7 +104,9 @@ pub fn run(args: NodeArgs) -> Result<()> {
     let id = load_identity(&at(&c.identity))?;
     let share = load_frost_share(&at(&c.identity))?;
     // A node holding a key share serves only a roster the sites signed under that share's key.
-    let signed = share.as_ref().map(|s| seh_node::roster::load_signed(&fed_path, &id.name, s)).transpose()?;
+    let share_path = at(&c.identity).join("frost.share");
+    let signed =
+        share.as_ref().map(|s| seh_node::roster::load_signed(&fed_path, &id.name, s, &share_path)).transpose()?;
     let coordinator = NodeId::parse(&fed.coordinator_name)?;
     let tls = trust.client(&id.tls, &coordinator, fed.coordinator_key)?;
     let ledger = c.budget_ledger.as_ref().map_or_else(|| at(&c.state_file).with_extension("budget.json"), |p| at(p));

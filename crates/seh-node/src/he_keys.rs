@@ -8,6 +8,10 @@
 //! the site name and study id as associated data: a file of another node, of another study, or
 //! altered in any byte does not open. Files are written atomically (temporary file, fsync,
 //! rename, directory fsync) with mode 0600 in a 0700 directory; plaintext buffers are zeroized.
+//!
+//! The node reads a study's file when the study first needs its key after a restart (the store is
+//! the site machine's [`seh_protocol::he_site::HeKeySource`]); nothing caps how many studies stay
+//! releasable, and a file that cannot be used is named in the refusal.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -149,6 +153,23 @@ impl HeKeyStore {
         }
         paths.sort();
         paths.iter().map(|p| self.open(p)).collect()
+    }
+}
+
+/// The site machine reads a study's record from the store when the study first needs its key
+/// ([`seh_protocol::site::SiteMachine::with_he_key_source`]); errors name the file.
+impl seh_protocol::he_site::HeKeySource for HeKeyStore {
+    fn load(&self, study_id: &str) -> Result<Option<HeKeyRecord>, String> {
+        let path = self.path_of(study_id).map_err(|e| e.to_string())?;
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("state file {}: {e}", path.display())),
+            Ok(_) => self.open(&path).map(Some).map_err(|e| e.to_string()),
+        }
+    }
+
+    fn location(&self, study_id: &str) -> String {
+        self.path_of(study_id).map_or_else(|_| self.dir.display().to_string(), |p| p.display().to_string())
     }
 }
 

@@ -24,6 +24,7 @@ use seh_audit::{Actor, AuditLog, EntryKind, Timestamp};
 use seh_net::{Frame, SiteConnector};
 use seh_protocol::federation::Federation;
 use seh_protocol::policy::SiteGovernance;
+use seh_protocol::site::replay::{FinishedStudies, FinishedStudy};
 use seh_protocol::site::{AuditKind, SiteMachine, SiteOutput};
 use seh_stats::DataFrame;
 use serde_json::{json, Map, Value};
@@ -138,6 +139,36 @@ pub fn load_cosigned_head(path: &Path) -> Result<Option<seh_protocol::log_head::
     }
 }
 
+/// The file beside the reveal-record state file that holds the studies this site finished
+/// (`state.json` → `state.finished.json`): a replayed study is refused after a restart too.
+pub fn finished_path(state_path: &Path) -> PathBuf {
+    state_path.with_extension("finished.json")
+}
+
+/// Reads the studies this site finished (empty if the file does not exist).
+///
+/// Errors: [`NodeError::State`] naming the file: unreadable, not JSON (line and column), or an
+/// entry that is not a study id (its index).
+pub fn load_finished(path: &Path) -> Result<FinishedStudies, NodeError> {
+    let err = |reason: String| NodeError::State { path: path.to_owned(), reason };
+    let entries: Vec<FinishedStudy> = match std::fs::read(path) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|e| err(format!("{e} (line {} column {})", e.line(), e.column())))?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(err(e.to_string())),
+    };
+    FinishedStudies::from_entries(entries).map_err(|e| err(e.to_string()))
+}
+
+/// Writes the studies this site finished to `path`: atomically, owner-only (0600).
+pub fn save_finished(path: &Path, writer: &str, finished: &FinishedStudies) -> Result<(), NodeError> {
+    let entries: Vec<&FinishedStudy> = finished.entries().collect();
+    let text = serde_json::to_vec(&entries).unwrap_or_default();
+    roster::write_atomic(path, writer, &text, true)
+        .map_err(|e| NodeError::State { path: path.to_owned(), reason: e.to_string() })
+}
+
 /// Writes `text` to `path` atomically (temporary file, fsync, rename).
 fn write_state(path: &Path, text: Vec<u8>) -> Result<(), NodeError> {
     let err = |e: std::io::Error| NodeError::State { path: path.to_owned(), reason: e.to_string() };
@@ -159,6 +190,8 @@ pub async fn run<C: SiteConnector>(config: NodeConfig<C>) -> Result<(), NodeErro
     let reveals = load_reveals(&config.state_path)?;
     let head_path = cosigned_head_path(&config.state_path);
     let cosigned_head = load_cosigned_head(&head_path)?;
+    let finished_file = finished_path(&config.state_path);
+    let mut finished = load_finished(&finished_file)?;
     let mut persisted = reveals.clone();
     let columns = config.data.ncols();
     let machine = SiteMachine::new(
@@ -170,9 +203,12 @@ pub async fn run<C: SiteConnector>(config: NodeConfig<C>) -> Result<(), NodeErro
         config.data,
         reveals,
     )?
-    .with_cosigned_head(cosigned_head);
-    let he_keys = he_keys::HeKeyStore::new(he_keys::dir_beside(&config.state_path), &config.name, &config.key);
-    let mut machine = machine.with_he_keys(he_keys.load_all()?)?;
+    .with_cosigned_head(cosigned_head)
+    .with_finished(finished.clone());
+    let he_dir = he_keys::dir_beside(&config.state_path);
+    let he_keys = he_keys::HeKeyStore::new(he_dir.clone(), &config.name, &config.key);
+    // Key records are read on demand, study by study (no cap on how many stay releasable).
+    let mut machine = machine.with_he_key_source(Box::new(he_keys::HeKeyStore::new(he_dir, &config.name, &config.key)));
     let log = if config.audit_path.exists() {
         AuditLog::open(&config.audit_path, config.key.clone())?
     } else {
@@ -245,10 +281,46 @@ pub async fn run<C: SiteConnector>(config: NodeConfig<C>) -> Result<(), NodeErro
                         write_state(&head_path, serde_json::to_vec(&head).unwrap_or_default())?;
                     }
                     SiteOutput::RecordHeKey(record) => he_keys.save(&record)?,
+                    SiteOutput::RecordFinished { study_id, outcome } => {
+                        finished.record(&study_id, outcome);
+                        save_finished(&finished_file, &config.name, &finished)?;
+                    }
                 }
             }
         }
         audit.record(EntryKind::System, obj(json!({ "event": "disconnected" })));
         tokio::time::sleep(backoff).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use seh_protocol::site::replay::Finish;
+
+    #[test]
+    fn finished_studies_survive_a_restart_in_a_private_file_and_a_bad_file_is_named() {
+        let dir = std::env::temp_dir().join(format!("seh-node-finished-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = finished_path(&dir.join("state.json"));
+        assert!(load_finished(&path).unwrap().is_empty());
+        let mut f = FinishedStudies::default();
+        f.record(&"ab".repeat(16), Finish::Released);
+        f.record(&"01".repeat(16), Finish::Refused);
+        save_finished(&path, "site-a", &f).unwrap();
+        assert_eq!(load_finished(&path).unwrap(), f);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        std::fs::write(&path, b"[{\"study_id\": \"nothex\", \"outcome\": \"released\"}]").unwrap();
+        let e = load_finished(&path).unwrap_err().to_string();
+        assert!(e.contains(&path.display().to_string()) && e.contains("[0].study_id"), "{e}");
+        std::fs::write(&path, b"[{").unwrap();
+        let e = load_finished(&path).unwrap_err().to_string();
+        assert!(e.contains(&path.display().to_string()) && e.contains("line 1"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

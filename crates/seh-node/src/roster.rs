@@ -53,11 +53,14 @@ pub enum RosterError {
     Audit(#[from] seh_audit::LogError),
 }
 
-/// Loads the signed federation file at `path` for site `name` holding `share`: the roster
-/// signature must verify under the file's group key, and that key must be the share's.
+/// Loads the signed federation file at `path` for site `name` holding `share` (read from
+/// `share_path`): the roster signature must verify under the file's group key, that key must be
+/// the share's, and the share must match the verifying share the group lists for this site
+/// ([`check_share`]).
 ///
-/// Errors: [`RosterError::Federation`] naming the file and why it is refused.
-pub fn load_signed(path: &Path, name: &str, share: &KeyShare) -> Result<Federation, RosterError> {
+/// Errors: [`RosterError::Federation`] naming the file and why it is refused;
+/// [`RosterError::Share`] naming `share_path` when the share is not this site's share of the group.
+pub fn load_signed(path: &Path, name: &str, share: &KeyShare, share_path: &Path) -> Result<Federation, RosterError> {
     let err = |reason: String| RosterError::Federation { path: path.to_owned(), reason };
     let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
     let fed = Federation::from_signed_json(&bytes).map_err(|e| err(e.to_string()))?;
@@ -67,10 +70,25 @@ pub fn load_signed(path: &Path, name: &str, share: &KeyShare) -> Result<Federati
         ));
     }
     match fed.site_by_name(name) {
-        Some(site) if share.party() == Some(site.party) => Ok(fed),
-        Some(_) => Err(err(format!("site `{name}` has another party id than its key share"))),
-        None => Err(err(format!("site `{name}` is not on the roster"))),
+        Some(site) if share.party() == Some(site.party) => {}
+        Some(_) => return Err(err(format!("site `{name}` has another party id than its key share"))),
+        None => return Err(err(format!("site `{name}` is not on the roster"))),
     }
+    check_share(&fed, share, share_path)?;
+    Ok(fed)
+}
+
+/// Checks the FROST key share read from `share_path` against the group's verifying shares in the
+/// federation file: its secret must give its verifying share, and that must be the one the group
+/// lists for its party. A node with a corrupted share refuses to start rather than spoil every
+/// release it is asked to co-sign.
+///
+/// Errors: [`RosterError::Share`] naming `share_path` and the check that failed (never the secret).
+pub fn check_share(fed: &Federation, share: &KeyShare, share_path: &Path) -> Result<(), RosterError> {
+    fed.frost_group.check_share(share).map_err(|e| RosterError::Share {
+        path: share_path.to_owned(),
+        reason: format!("does not match this site's verifying share in the federation's group key: {e}"),
+    })
 }
 
 /// Writes `text` to `path` atomically (a temporary file unique to `writer` in the same
@@ -214,5 +232,48 @@ pub async fn enrol<C: SiteConnector>(e: Enrolment<'_, C>) -> Result<(KeyShare, F
             }
         }
         tokio::time::sleep(backoff).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A signed federation file on disk and site-0's share.
+    fn setup(tag: &str) -> (PathBuf, PathBuf, KeyShare) {
+        let names: Vec<String> = (0..3).map(|i| format!("site-{i}")).collect();
+        let (file, secrets) =
+            seh_protocol::setup::generate("t", "coordinator", &names, &["alice".into()], 2, &mut rand::rngs::OsRng)
+                .unwrap();
+        let dir = std::env::temp_dir().join(format!("seh-roster-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fed_path = dir.join("federation.json");
+        std::fs::write(&fed_path, serde_json::to_vec(&file).unwrap()).unwrap();
+        (fed_path, dir.join("frost.share"), secrets.sites["site-0"].1.clone())
+    }
+
+    /// `share` with one bit of its secret signing share flipped (still a canonical scalar, so it
+    /// parses): the signing share is the 32 bytes 64 before the group key in the encoding.
+    fn corrupted(share: &KeyShare) -> KeyShare {
+        let mut bytes = share.to_secret_bytes().unwrap();
+        let vk = share.group_key().to_bytes();
+        let at = bytes.windows(32).position(|w| w == vk).unwrap();
+        bytes[at - 64] ^= 1;
+        KeyShare::from_secret_bytes(&bytes).unwrap()
+    }
+
+    #[test]
+    fn a_corrupted_share_is_refused_at_start_naming_the_share_file() {
+        let (fed_path, share_path, share) = setup("corrupt");
+        load_signed(&fed_path, "site-0", &share, &share_path).unwrap();
+        let bad = corrupted(&share);
+        // Same party and group key: only the verifying-share check sees the corruption.
+        assert_eq!((bad.party(), bad.group_key()), (share.party(), share.group_key()));
+        let e = load_signed(&fed_path, "site-0", &bad, &share_path).unwrap_err();
+        assert!(matches!(e, RosterError::Share { .. }), "{e}");
+        let text = e.to_string();
+        assert!(text.contains(&share_path.display().to_string()) && text.contains("corrupted"), "{text}");
+        let _ = std::fs::remove_dir_all(fed_path.parent().unwrap());
     }
 }

@@ -10,7 +10,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use seh_crypto::frost;
 use seh_crypto::frost::sign::{SignatureShare, SigningCommitment, SigningRequest};
 use seh_crypto::secagg::server::{ServerRound0, ServerRound1, ServerRound2, ServerRound3, ServerRound4};
 use seh_crypto::secagg::{
@@ -24,14 +23,16 @@ use crate::error::ProtocolError;
 use crate::fed::planner::{merge_info, plan, Step};
 use crate::fed::{self, site::ModelInfo};
 use crate::federation::Federation;
-use crate::hex;
 use crate::log_head::SignedHead;
-use crate::messages::{self, control, frost_step, AggregateStart, DecisionMsg, Offer, Released, SignStart};
-use crate::release::{signing_message, ReleaseDocument, SignedRelease};
+use crate::messages::{self, control, frost_step, AggregateStart, DecisionMsg, Offer};
+use crate::release::{signing_message, SignedRelease};
 use crate::site::MAX_MESSAGES_PER_ROUND;
 use crate::spec::{Aggregation, Analysis, SignedStudy, StudySpec};
 
 mod he_phase;
+mod sign_phase;
+
+pub(crate) use sign_phase::{aggregate_or_culprits, SignOutcome};
 
 /// Failed attempts of a phase before the study fails.
 pub const MAX_PHASE_ATTEMPTS: u32 = 3;
@@ -90,6 +91,10 @@ pub struct Checkpoint {
     /// ([`CoordinatorStudy::cosign_log_head`]); the runtime records it in its log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_head: Option<SignedHead>,
+    /// Sites left out of this study's FROST signing after they sent an invalid signature share
+    /// (party ids, ascending); the release and the log head are co-signed by any `t` others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_signers: Vec<u32>,
 }
 
 /// A message to send to a site.
@@ -166,6 +171,8 @@ pub struct CoordinatorStudy {
     expected: BTreeSet<PartyId>,
     got: BTreeSet<PartyId>,
     he: he_phase::HeState,
+    /// The log-head co-sign request being signed (kept to ask again without an excluded signer).
+    head_request: Option<crate::log_head::HeadSignStart>,
 }
 
 impl std::fmt::Debug for CoordinatorStudy {
@@ -214,6 +221,7 @@ impl CoordinatorStudy {
             expected: BTreeSet::new(),
             got: BTreeSet::new(),
             he: Default::default(),
+            head_request: None,
         };
         let mut out = Vec::new();
         me.begin_phase(&mut out);
@@ -485,158 +493,6 @@ impl CoordinatorStudy {
             self.cp.model_rounds += 1;
         }
         self.phase_done(out)
-    }
-
-    fn start_sign(&mut self, out: &mut Vec<Action>) {
-        let (Some(decided), Some(agg)) = (&self.cp.decided, &self.cp.aggregated) else { return };
-        let document = match &self.cp.document {
-            Some(d) => d.clone(),
-            None => {
-                let (result, model) = match &self.spec.analysis {
-                    Analysis::Describe(d) => {
-                        match crate::policy::release_describe(&self.spec, d, &agg.sum, decided.min_cell_count) {
-                            Ok(r) => (r, None),
-                            Err(e) => return self.fail(out, e.to_string()),
-                        }
-                    }
-                    _ => {
-                        let v = self.cp.model_result.as_deref().and_then(|t| serde_json::from_str(t).ok());
-                        (describe::DescribeResult { columns: Vec::new(), histograms: Vec::new(), suppressed: 0 }, v)
-                    }
-                };
-                let doc = ReleaseDocument {
-                    study_id: self.spec.study_id.clone(),
-                    spec_sha256: self.study.digest(),
-                    analysis: self.spec.analysis.kind().to_owned(),
-                    accepted: decided.accepted.iter().map(|p| self.name(PartyId(*p))).collect(),
-                    contributors: agg.survivors.iter().map(|p| self.name(PartyId(*p))).collect(),
-                    min_cell_count: decided.min_cell_count,
-                    result,
-                    model,
-                };
-                match doc.to_json() {
-                    Ok(j) => j,
-                    Err(e) => return self.fail(out, e.to_string()),
-                }
-            }
-        };
-        self.cp.document = Some(document.clone());
-        out.push(Action::Checkpoint(Box::new(self.cp.clone())));
-        let payload = messages::to_payload(&SignStart { study: self.study.clone(), document: document.clone() });
-        let signers: Vec<PartyId> = agg.survivors.iter().map(|p| PartyId(*p)).collect();
-        for &p in &signers {
-            self.send(out, p, ProtocolId::Control, control::SIGN_START, payload.clone());
-        }
-        self.expected = signers.into_iter().collect();
-        self.phase = Phase::Commit { document, commitments: BTreeMap::new(), purpose: Purpose::Release };
-    }
-
-    fn advance_sign(&mut self, out: &mut Vec<Action>) {
-        match std::mem::replace(&mut self.phase, Phase::Done) {
-            Phase::Commit { document, commitments, purpose } => {
-                let t = usize::from(self.fed.frost_threshold);
-                if commitments.len() < t {
-                    return self.sign_failed(purpose, out, format!("{} of {t} signers committed", commitments.len()));
-                }
-                let request = match SigningRequest::new(&commitments, &purpose.message(&document)) {
-                    Ok(r) => r,
-                    Err(e) => return self.sign_failed(purpose, out, e.to_string()),
-                };
-                let payload = match request.encode() {
-                    Ok(p) => p,
-                    Err(e) => return self.sign_failed(purpose, out, e.to_string()),
-                };
-                for &p in commitments.keys() {
-                    self.send(out, p, ProtocolId::Frost, frost_step::REQUEST, payload.clone());
-                }
-                self.expected = commitments.keys().copied().collect();
-                self.got.clear();
-                self.phase = Phase::Share { document, request, shares: BTreeMap::new(), purpose };
-            }
-            Phase::Share { document, request, shares, purpose } => {
-                if shares.len() < request.signers().len() {
-                    return self.sign_failed(purpose, out, "a signer did not return its signature share".into());
-                }
-                let sig = match frost::aggregate(&request, &shares, &self.fed.frost_group) {
-                    Ok(s) => s,
-                    Err(e) => return self.sign_failed(purpose, out, e.to_string()),
-                };
-                if purpose == Purpose::LogHead {
-                    let signers = shares.keys().map(|p| self.name(*p)).collect();
-                    self.cp.log_head = Some(SignedHead { document, signature: hex::encode(&sig.to_bytes()), signers });
-                    out.push(Action::Checkpoint(Box::new(self.cp.clone())));
-                    self.phase = Phase::Done;
-                    out.push(Action::Finished);
-                    return;
-                }
-                let release = SignedRelease {
-                    document,
-                    signature: hex::encode(&sig.to_bytes()),
-                    signers: shares.keys().map(|p| self.name(*p)).collect(),
-                };
-                self.cp.release = Some(release.clone());
-                let accepted = self.cp.decided.as_ref().map(|d| d.accepted.clone()).unwrap_or_default();
-                self.cp.phase = "done".into();
-                out.push(Action::Checkpoint(Box::new(self.cp.clone())));
-                // Co-signers hold the document already (from the sign start): send it only to the
-                // accepting sites that did not sign.
-                let short = SignedRelease { document: String::new(), ..release.clone() };
-                let (full, short) =
-                    (messages::to_payload(&Released { release }), messages::to_payload(&Released { release: short }));
-                for p in accepted {
-                    let payload = if shares.contains_key(&PartyId(p)) { short.clone() } else { full.clone() };
-                    self.send(out, PartyId(p), ProtocolId::Control, control::RELEASED, payload);
-                }
-                self.phase = Phase::Done;
-                out.push(Action::Finished);
-            }
-            other => self.phase = other,
-        }
-    }
-
-    /// A signing round failed: a release is retried (and the study fails after
-    /// [`MAX_PHASE_ATTEMPTS`]); a log-head co-signing just ends without a co-signature (the
-    /// study's outcome is unchanged; the next study's co-signing covers these entries too).
-    fn sign_failed(&mut self, purpose: Purpose, out: &mut Vec<Action>, reason: String) {
-        match purpose {
-            Purpose::Release => self.retry(out, reason),
-            Purpose::LogHead => {
-                out.push(Action::Log(format!("audit-log head not co-signed: {reason}")));
-                self.phase = Phase::Done;
-                out.push(Action::Finished);
-            }
-        }
-    }
-
-    /// After the study finished (released, refused or failed): asks the study's sites to
-    /// co-sign the coordinator's audit-log head: `request` carries a
-    /// [`crate::log_head::HeadDocument`] as JSON and the covered log lines (see
-    /// [`crate::log_head::next_segment`]).
-    ///
-    /// Runs in a fresh round with the release's FROST commit/share flow under purpose
-    /// [`crate::log_head::AUDIT_HEAD_PURPOSE`]; feed replies to [`Self::receive`] and deadlines to
-    /// [`Self::timeout`] as before. Ends with [`Action::Finished`]; on success the last checkpoint
-    /// holds [`Checkpoint::log_head`]. Does nothing but finish if the study is still running.
-    pub fn cosign_log_head(&mut self, request: crate::log_head::HeadSignStart) -> Vec<Action> {
-        let mut out = Vec::new();
-        if !self.is_finished() {
-            out.push(Action::Log("audit-log head co-signing asked for while the study runs; ignored".into()));
-            return out;
-        }
-        self.cp.round = self.cp.round.saturating_add(1);
-        self.cp.log_head = None;
-        self.guard = SessionGuard::new(self.session(), MAX_MESSAGES_PER_ROUND);
-        self.got.clear();
-        out.push(Action::Checkpoint(Box::new(self.cp.clone())));
-        let payload = messages::to_payload(&request);
-        let document = request.document;
-        let sites: Vec<PartyId> = self.spec.sites.iter().filter_map(|s| self.party(s)).collect();
-        for &p in &sites {
-            self.send(&mut out, p, ProtocolId::Control, control::HEAD_SIGN_START, payload.clone());
-        }
-        self.expected = sites.into_iter().collect();
-        self.phase = Phase::Commit { document, commitments: BTreeMap::new(), purpose: Purpose::LogHead };
-        out
     }
 
     /// Handles a message from site `from` (the transport-authenticated sender).

@@ -38,13 +38,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use seh_crypto::frost;
 use seh_crypto::frost::sign::{SignatureShare, SigningCommitment, SigningRequest};
 use seh_crypto::he::{DecryptionShare, HeContext, HeVector, ResearcherKey, ResearcherPublicKey};
 use seh_crypto::wire::{PartyId, ProtocolId, SessionGuard, SessionId, SigningKey};
 use serde::{Deserialize, Serialize};
 
-use crate::coordinator::Outbound;
+use crate::coordinator::{aggregate_or_culprits, Outbound, SignOutcome};
 use crate::describe::DescribeResult;
 use crate::error::ProtocolError;
 use crate::federation::Federation;
@@ -139,6 +138,8 @@ enum Stage {
     Sign {
         document: String,
         outcome: Outcome,
+        /// The co-signers asked to commit (a bad signer is left out of the next attempt).
+        asked: Vec<PartyId>,
         request: SigningRequest,
         shares: BTreeMap<PartyId, SignatureShare>,
     },
@@ -158,6 +159,8 @@ pub struct Release {
     guard: SessionGuard,
     stage: Stage,
     refusals: BTreeMap<PartyId, String>,
+    /// Co-signers left out after an invalid signature share.
+    excluded_signers: BTreeSet<PartyId>,
     study: SignedStudy,
     stored_round: u32,
     contributors: Vec<PartyId>,
@@ -250,6 +253,7 @@ impl Release {
             guard: SessionGuard::new(inputs.session, 8),
             stage: Stage::Offer(BTreeMap::new()),
             refusals: BTreeMap::new(),
+            excluded_signers: BTreeSet::new(),
             study: inputs.study.clone(),
             stored_round: inputs.round,
             contributors: inputs.items.iter().map(|(p, _)| *p).collect(),
@@ -282,6 +286,12 @@ impl Release {
     /// The session of this release.
     pub fn session(&self) -> SessionId {
         self.session
+    }
+
+    /// Co-signers left out of the co-signature because they sent an invalid signature share (the
+    /// others signed again without them).
+    pub fn excluded_signers(&self) -> &BTreeSet<PartyId> {
+        &self.excluded_signers
     }
 
     /// Holders that refused, with their reasons.
@@ -418,7 +428,7 @@ impl Release {
                 next.sort();
                 self.request(willing, next, failed, requests)
             }
-            Stage::Commit { document, outcome, commitments, .. } => {
+            Stage::Commit { document, outcome, commitments, asked } => {
                 let need = usize::from(self.fed.frost_threshold);
                 if commitments.len() < need {
                     return Err(fail(format!(
@@ -432,16 +442,34 @@ impl Release {
                     .keys()
                     .map(|p| self.outbound(*p, ProtocolId::Frost, frost_step::REQUEST, payload.clone()))
                     .collect::<Result<Vec<_>, _>>()?;
-                self.stage = Stage::Sign { document, outcome, request, shares: BTreeMap::new() };
+                self.stage = Stage::Sign { document, outcome, asked, request, shares: BTreeMap::new() };
                 Ok(ReleaseStep::Send(out))
             }
-            Stage::Sign { document, outcome, request, shares } => {
+            Stage::Sign { document, outcome, asked, request, shares } => {
                 if shares.len() < request.signers().len() {
                     return Err(fail(
                         "a co-signer did not return its signature share: the release is not co-signed".into(),
                     ));
                 }
-                let sig = frost::aggregate(&request, &shares, &self.fed.frost_group)?;
+                let sig = match aggregate_or_culprits(&request, &shares, &self.fed.frost_group) {
+                    SignOutcome::Signed(sig) => sig,
+                    // Named bad signers are left out; the others co-sign again (same document).
+                    SignOutcome::Culprits(bad, reason) => {
+                        let left: Vec<PartyId> = asked.into_iter().filter(|p| !bad.contains(p)).collect();
+                        let names: Vec<String> = bad.iter().map(|p| self.name(*p)).collect();
+                        if left.len() < usize::from(self.fed.frost_threshold) {
+                            return Err(fail(format!(
+                                "fewer than the {} co-signers needed are left after excluding {} ({reason}): the \
+                                 release is not co-signed",
+                                self.fed.frost_threshold,
+                                names.join(", ")
+                            )));
+                        }
+                        self.excluded_signers.extend(bad);
+                        return self.sign_start(outcome, left);
+                    }
+                    SignOutcome::Failed(reason) => return Err(fail(format!("co-signature: {reason}"))),
+                };
                 let signed = SignedStoreResult {
                     document,
                     signature: crate::hex::encode(&sig.to_bytes()),

@@ -30,9 +30,9 @@ use crate::he_wire::{self, he_error, open_inner, sign_inner, step, Bundle};
 use crate::messages;
 
 mod cosign;
+mod store;
 
-/// Most studies whose key a site keeps at once (the oldest is dropped beyond).
-pub const MAX_KEYS: usize = 8;
+pub use store::{HeKeySource, MAX_CACHED_KEYS};
 /// Most decryption shares a site gives for one aggregation round (a retry after a decryptor
 /// dropped needs a second; more would only serve a coordinator probing the key).
 pub const MAX_SHARES_PER_ROUND: u32 = 2;
@@ -94,6 +94,11 @@ pub struct SiteHe {
     keys: BTreeMap<String, StudyKey>,
     contributed: BTreeMap<String, Contributed>,
     releases: BTreeMap<String, PendingRelease>,
+    /// Persisted key records, read on demand ([`store`]); `None`: everything stays in memory.
+    source: Option<(PartyId, Box<dyn HeKeySource>)>,
+    /// Use counter and each key state's last use (least recently used is dropped first).
+    tick: u64,
+    used_at: BTreeMap<String, u64>,
 }
 
 impl std::fmt::Debug for SiteHe {
@@ -322,9 +327,7 @@ impl SiteHe {
                 let share = ThresholdKeyShare::combine(&ctx, me, &holders, setup.threshold, deals).map_err(he_error)?;
                 let list: Vec<(PartyId, Vec<u8>)> = pk_bytes.into_iter().collect();
                 let digest = he_wire::key_digest(s, &seed, &list);
-                if !self.keys.contains_key(study_id) && self.keys.len() >= MAX_KEYS {
-                    self.keys.pop_first();
-                }
+                self.make_room(study_id);
                 self.contributed.remove(study_id);
                 self.keys.insert(
                     study_id.to_owned(),
@@ -356,6 +359,7 @@ impl SiteHe {
         words: &[u64],
     ) -> Result<Envelope, ProtocolError> {
         let ctx = self.ctx()?;
+        self.ensure_key_or_err(study_id)?;
         let k = self.keys.get(study_id).ok_or_else(|| unexpected("aggregation under `he` before the key set-up"))?;
         let limit = ctx.params().max_plain_magnitude() / k.pk.holders().len() as u64;
         if let Some(i) = words.iter().position(|&w| (w as i64).unsigned_abs() > limit) {
@@ -376,6 +380,7 @@ impl SiteHe {
             return self.release_share(study_id, e, me);
         }
         let ctx = self.ctx()?;
+        self.ensure_key_or_err(study_id)?;
         let c = self.contributed.get_mut(study_id).ok_or_else(|| unexpected("share request before a contribution"))?;
         if c.round != e.session.round {
             return Err(unexpected("share request of another round"));
@@ -453,9 +458,7 @@ impl SiteHe {
         if let Some((round, shares_given)) = rec.contributed {
             self.contributed.insert(rec.study_id.clone(), Contributed { round, shares_given });
         }
-        if !self.keys.contains_key(&rec.study_id) && self.keys.len() >= MAX_KEYS {
-            self.keys.pop_first();
-        }
+        self.make_room(&rec.study_id);
         self.keys.insert(
             rec.study_id,
             StudyKey {
@@ -483,6 +486,9 @@ impl SiteHe {
         offer: &HeReleaseOffer,
     ) -> Result<Result<(), Refusal>, ProtocolError> {
         let ctx = self.ctx()?;
+        if let Err(reason) = self.ensure_key(study_id) {
+            return Ok(Err(format!("this site cannot use its threshold-HE key record for the study: {reason}")));
+        }
         let Some(k) = self.keys.get(study_id) else {
             return Ok(Err("this site holds no threshold-HE key share for the study".into()));
         };
@@ -536,6 +542,7 @@ impl SiteHe {
 
     fn release_share(&mut self, study_id: &str, e: &Envelope, me: PartyId) -> Result<Reply, ProtocolError> {
         let ctx = self.ctx()?;
+        self.ensure_key_or_err(study_id)?;
         let r = self.releases.get_mut(study_id).ok_or_else(|| unexpected("share request without a release"))?;
         if r.shares_given >= MAX_SHARES_PER_ROUND {
             return Err(unexpected("more share requests than this site answers per release"));

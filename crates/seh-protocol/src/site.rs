@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rand::rngs::OsRng;
-use seh_crypto::frost::sign::{SigningNonces, SigningRequest};
+use seh_crypto::frost::sign::SigningNonces;
 use seh_crypto::frost::{self, KeyShare};
 use seh_crypto::secagg::{
     round0, round1, round2, round3, ConsistencyRequest, ForwardedShares, Graph, KeyList, SecAggMessage, SecAggParams,
@@ -18,18 +18,19 @@ use seh_stats::DataFrame;
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
-use crate::describe::{self, respects_min_count};
+use crate::describe;
 use crate::error::ProtocolError;
 use crate::fed;
 use crate::federation::Federation;
 use crate::hex;
-use crate::messages::{self, control, frost_step, AggregateStart, DecisionMsg, Offer, Released, SignStart};
+use crate::messages::{self, control, frost_step, AggregateStart, DecisionMsg, Offer, Released};
 use crate::policy::{Admitted, Refused, SiteGovernance};
-use crate::release::{signing_message, ReleaseDocument};
 use crate::spec::{Aggregation, Analysis, SignedStudy, StudySpec};
 
 mod he_phase;
 mod log_head;
+pub mod replay;
+mod sign;
 
 /// Most messages one sender may send in one round.
 pub const MAX_MESSAGES_PER_ROUND: usize = 16;
@@ -89,6 +90,15 @@ pub enum SiteOutput {
     /// the following message, replacing the study's earlier record; pass the records back to
     /// [`SiteMachine::with_he_keys`] after a restart.
     RecordHeKey(Box<crate::he_keyrec::HeKeyRecord>),
+    /// Persist that this site finished `study_id` (released or refused) **before** sending the
+    /// following message; pass the records back to [`SiteMachine::with_finished`] after a
+    /// restart. A finished study is never started again ([`replay`]).
+    RecordFinished {
+        /// Study id.
+        study_id: String,
+        /// How it ended.
+        outcome: replay::Finish,
+    },
 }
 
 enum Stage {
@@ -130,6 +140,8 @@ pub struct SiteMachine {
     he: crate::he_site::SiteHe,
     /// The coordinator log head this site co-signed last ([`SiteOutput::RecordLogHead`]).
     cosigned_head: Option<crate::log_head::HeadRef>,
+    /// Studies this site finished: a replayed start is refused ([`replay`]).
+    finished: replay::FinishedStudies,
 }
 
 impl std::fmt::Debug for SiteMachine {
@@ -172,6 +184,10 @@ impl SiteMachine {
         if frost_share.party() != Some(site.party) || frost_share.group_key() != fed.group_key() {
             return Err(ProtocolError::invalid("site", "frost share", "not this site's share of the federation group"));
         }
+        // A corrupted share would make every signature share of this site invalid.
+        fed.frost_group
+            .check_share(&frost_share)
+            .map_err(|e| ProtocolError::invalid("site", "frost share", e.to_string()))?;
         gov.check_rows(data.nrows())?;
         let me = site.party;
         Ok(SiteMachine {
@@ -187,6 +203,7 @@ impl SiteMachine {
             caches: BTreeMap::new(),
             he: Default::default(),
             cosigned_head: None,
+            finished: Default::default(),
         })
     }
 
@@ -330,6 +347,9 @@ impl SiteMachine {
         let round = session.round;
         match (env.protocol, env.step) {
             (ProtocolId::Control, control::OFFER) => {
+                if let Some(how) = self.finished.get(study_id) {
+                    return self.refuse_replay(study_id, session, how, out);
+                }
                 let offer: Offer = messages::from_payload("offer", &env.payload)?;
                 let (spec, decision) = self.check_study(&offer.study, &session)?;
                 out.push(audit(
@@ -362,6 +382,7 @@ impl SiteMachine {
                             study_id,
                             json!({ "accept": false, "rule": rule, "reason": r.to_string() }),
                         ));
+                        self.mark_finished(study_id, replay::Finish::Refused, out);
                         (false, r.to_string(), None)
                     }
                 };
@@ -370,6 +391,7 @@ impl SiteMachine {
                 self.send(out, study_id, env)
             }
             (ProtocolId::Control, control::AGGREGATE_START) => {
+                self.check_not_finished(study_id, "aggregate start")?;
                 let start: AggregateStart = messages::from_payload("aggregate start", &env.payload)?;
                 let (spec, decision) = self.check_study(&start.study, &session)?;
                 let admitted =
@@ -489,91 +511,8 @@ impl SiteMachine {
                 self.set_stage(study_id, Stage::Finished);
                 Ok(())
             }
-            (ProtocolId::Control, control::SIGN_START) => {
-                let start: SignStart = messages::from_payload("sign start", &env.payload)?;
-                let (spec, decision) = self.check_study(&start.study, &session)?;
-                if let Err(r) = decision {
-                    return Err(ProtocolError::invalid("sign start", "policy", r.to_string()));
-                }
-                let doc = ReleaseDocument::from_json(&start.document)?;
-                let bad = |f: &str, r: &str| Err(ProtocolError::invalid("release document", f, r));
-                if doc.study_id != spec.study_id || doc.spec_sha256 != start.study.digest() {
-                    return bad("study_id", "does not name this study");
-                }
-                if doc.analysis != spec.analysis.kind() {
-                    return bad("analysis", "differs from the study");
-                }
-                if !doc.contributors.contains(&self.name) {
-                    return bad("contributors", "this site did not contribute to this result");
-                }
-                if doc.min_cell_count < self.gov.min_cell_count()
-                    || !respects_min_count(&doc.result, doc.min_cell_count)
-                {
-                    return bad("result", "violates this site's minimum cell count");
-                }
-                out.push(audit(
-                    AuditKind::Request,
-                    study_id,
-                    json!({ "round": round, "what": "co-sign release", "suppressed": doc.result.suppressed }),
-                ));
-                self.frost_commit(out, study_id, session, |nonces| Stage::Committed(nonces, start.document))
-            }
-            (ProtocolId::Frost, frost_step::REQUEST) => {
-                let (nonces, document, head, store) = match self.take_stage(study_id) {
-                    Stage::Committed(nonces, document) => (nonces, document, false, false),
-                    Stage::CommittedHead(nonces, document) => (nonces, document, true, false),
-                    Stage::CommittedStore(nonces, document) => (nonces, document, false, true),
-                    _ => return Err(Self::unexpected("signing request without a commitment")),
-                };
-                let request = SigningRequest::decode(&env.payload)?;
-                let message = if head {
-                    crate::log_head::signing_message(&document)
-                } else if store {
-                    crate::he_cosign::signing_message(&document)
-                } else {
-                    signing_message(&document)
-                };
-                if request.message() != message.as_slice() {
-                    return Err(ProtocolError::invalid("signing request", "message", "is not the approved document"));
-                }
-                let share = frost::sign_share(&request, nonces, &self.frost_share)?;
-                let env = Envelope {
-                    protocol: ProtocolId::Frost,
-                    step: frost_step::SHARE,
-                    sender: self.me,
-                    recipient: PartyId::COORDINATOR,
-                    session,
-                    nonce: messages::nonce(),
-                    payload: share.encode(),
-                };
-                self.send(out, study_id, env)?;
-                let digest = hex::encode(&sha2_digest(document.as_bytes()));
-                if store {
-                    out.push(audit(
-                        AuditKind::Release,
-                        study_id,
-                        json!({ "what": "co-signed release from the encrypted store", "document_sha256": digest }),
-                    ));
-                    self.set_stage(study_id, Stage::Finished);
-                    return Ok(());
-                }
-                if head {
-                    out.push(audit(
-                        AuditKind::Release,
-                        study_id,
-                        json!({ "what": "co-signed coordinator log head", "document_sha256": digest }),
-                    ));
-                    self.set_stage(study_id, Stage::Finished);
-                    return Ok(());
-                }
-                out.push(audit(
-                    AuditKind::Release,
-                    study_id,
-                    json!({ "what": "co-signed", "document_sha256": digest }),
-                ));
-                self.set_stage(study_id, Stage::CoSigned(document));
-                Ok(())
-            }
+            (ProtocolId::Control, control::SIGN_START) => self.sign_start(study_id, env, out),
+            (ProtocolId::Frost, frost_step::REQUEST) => self.frost_request(study_id, env, out),
             (ProtocolId::Control, control::RELEASED) => {
                 let mut released: Released = messages::from_payload("released", &env.payload)?;
                 // A co-signer already holds the document; the release then omits it.
@@ -590,17 +529,23 @@ impl SiteMachine {
                     study_id,
                     json!({ "what": "released", "document_sha256": digest, "signers": released.release.signers, "contributors": doc.contributors }),
                 ));
+                if doc.study_id == study_id {
+                    self.mark_finished(study_id, replay::Finish::Released, out);
+                }
                 Ok(())
             }
             (ProtocolId::Control, control::HEAD_SIGN_START) => self.head_sign_start(study_id, env, out),
-            (ProtocolId::Control, control::HE_SETUP_START) => self.he_setup_start(study_id, env, out),
+            (ProtocolId::Control, control::HE_SETUP_START) => {
+                self.check_not_finished(study_id, "threshold-HE set-up start")?;
+                self.he_setup_start(study_id, env, out)
+            }
             (ProtocolId::ThresholdBfv, _) => self.he_message(study_id, env, out),
             _ => Err(Self::unexpected("unknown message kind")),
         }
     }
 }
 
-fn sha2_digest(bytes: &[u8]) -> [u8; 32] {
+pub(crate) fn sha2_digest(bytes: &[u8]) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     Sha256::digest(bytes).into()
 }

@@ -54,6 +54,10 @@ struct World {
     alice: SigningKey,
     /// Another researcher of the federation.
     bob: SigningKey,
+    /// Sites' identity keys (to re-sign a tampered message as the site would send it).
+    keys: BTreeMap<PartyId, SigningKey>,
+    /// This site's FROST signature shares are replaced by an invalid one (a corrupted key share).
+    bad_signer: Option<PartyId>,
 }
 
 fn small_data(i: usize) -> DataFrame {
@@ -80,9 +84,10 @@ fn world(n: usize, t: u32, aggregation: Aggregation) -> World {
     let researchers = [("alice".to_owned(), hex::encode(alice.verifying_key().as_bytes()))];
     let text = open_policy_toml(&researchers, &[AnalysisKind::Descriptive, AnalysisKind::Cox], 3);
     let policy = SitePolicy::from_toml_str(&text, "test policy").unwrap();
-    let (mut sites, mut make) = (BTreeMap::new(), BTreeMap::new());
+    let (mut sites, mut make, mut keys) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
     for (i, name) in names.iter().enumerate() {
         let (key, share) = secrets.sites[name].clone();
+        keys.insert(fed.site_by_name(name).unwrap().party, key.clone());
         let (fed2, policy, name2) = (fed.clone(), policy.clone(), name.clone());
         let factory: Factory = Box::new(move || {
             let gov = SiteGovernance::new(
@@ -122,6 +127,8 @@ fn world(n: usize, t: u32, aggregation: Aggregation) -> World {
         study,
         alice: alice.clone(),
         bob: secrets.researchers["bob"].clone(),
+        keys,
+        bad_signer: None,
     }
 }
 
@@ -133,7 +140,20 @@ impl World {
         let mut sent = Vec::new();
         for o in &out {
             match o {
-                SiteOutput::Send { kind, bytes, .. } => sent.push((kind.clone(), bytes.clone())),
+                SiteOutput::Send { kind, bytes, .. } => {
+                    let share = seh_protocol::messages::kind_label(
+                        seh_crypto::wire::ProtocolId::Frost,
+                        seh_protocol::messages::frost_step::SHARE,
+                    );
+                    let bytes = if self.bad_signer == Some(to) && *kind == share {
+                        let mut env = seh_protocol::messages::open(bytes, self.fed.roster()).unwrap();
+                        env.payload = [5u8; 1].iter().copied().chain([0u8; 31]).collect();
+                        seh_protocol::messages::seal_envelope(&self.keys[&to], env).unwrap()
+                    } else {
+                        bytes.clone()
+                    };
+                    sent.push((kind.clone(), bytes))
+                }
                 SiteOutput::RecordHeKey(rec) => {
                     // Persisted before any message that follows it in the output list.
                     assert!(sent.is_empty(), "a key record must be persisted before the message it guards");
@@ -745,4 +765,112 @@ fn holders_co_sign_only_the_release_they_took_part_in() {
         signers: signed.signers.clone(),
     };
     assert!(relabelled.verify(&w.fed.group_key()).is_err());
+}
+
+/// A node's key files as the site machine reads them on demand: records by study id, and the
+/// studies whose file does not open (named as the node names it).
+struct FileSource {
+    records: BTreeMap<String, Vec<u8>>,
+    broken: Vec<String>,
+}
+
+impl seh_protocol::he_site::HeKeySource for FileSource {
+    fn load(&self, study_id: &str) -> Result<Option<HeKeyRecord>, String> {
+        if self.broken.iter().any(|b| b == study_id) {
+            return Err(format!(
+                "state file {}: does not open under this node's identity key",
+                self.location(study_id)
+            ));
+        }
+        Ok(self.records.get(study_id).map(|b| HeKeyRecord::from_bytes(b).unwrap()))
+    }
+
+    fn location(&self, study_id: &str) -> String {
+        format!("/var/seh/state.he-keys/{study_id}.hekey")
+    }
+}
+
+/// The signed request and coordinator release of `f`'s stored round (study `w.study`).
+fn start_study(w: &World, f: &Finished) -> (Release, Vec<Outbound>) {
+    let spec = w.study.unverified_spec().unwrap();
+    let (stored_round, items) = f.study.he_store_encoded().unwrap();
+    let req = StoreReleaseRequest::new(&spec.study_id, "alice", Some(stored_round), None);
+    let signed = SignedStoreRelease::sign(&req, &w.alice).unwrap();
+    start_signed(w, f, f.cp.round + 1, &items, None, &signed)
+}
+
+#[test]
+fn every_stored_study_stays_releasable_after_a_restart_and_a_bad_key_file_is_named() {
+    // More studies than the in-memory cache holds (8): each with its own key set-up.
+    const STUDIES: usize = 10;
+    let mut w = world(3, 2, Aggregation::He);
+    let mut runs = Vec::new();
+    for k in 0..STUDIES {
+        let spec = StudySpec { study_id: format!("{:032x}", k + 1), ..w.study.unverified_spec().unwrap() };
+        w.study = SignedStudy::sign(&spec, &w.alice).unwrap();
+        let f = run(&mut w, None);
+        runs.push((w.study.clone(), f, w.records.clone()));
+    }
+    let ids: Vec<String> = runs.iter().map(|r| r.0.unverified_spec().unwrap().study_id).collect();
+    // Restored from every record at once: no key state is dropped.
+    let p = PartyId(1);
+    let recs: Vec<HeKeyRecord> = runs.iter().map(|r| HeKeyRecord::from_bytes(&r.2[&p]).unwrap()).collect();
+    let m = (w.make[&p])().with_he_keys(recs).unwrap();
+    for id in &ids {
+        assert!(m.he_budget_used(id).is_some(), "study {id} lost its key share after the restart");
+    }
+    // Every node restarts reading its key files on demand; the oldest and the newest stored round
+    // are both released.
+    let source = |p: PartyId, broken: Vec<String>| FileSource {
+        records: runs.iter().zip(&ids).map(|(r, id)| (id.clone(), r.2[&p].clone())).collect(),
+        broken,
+    };
+    for q in 1..=3 {
+        let m = (w.make[&PartyId(q)])().with_he_key_source(Box::new(source(PartyId(q), Vec::new())));
+        w.sites.insert(PartyId(q), m);
+    }
+    for k in [0, STUDIES - 1, 1] {
+        w.study = runs[k].0.clone();
+        let (r, first) = start_study(&w, &runs[k].1);
+        release(&mut w, r, first, &[]).unwrap_or_else(|e| panic!("study {}: {e}", ids[k]));
+    }
+    // Two holders whose file of study 3 does not open refuse, naming the file (not "no key share").
+    for q in [1, 2] {
+        let m = (w.make[&PartyId(q)])().with_he_key_source(Box::new(source(PartyId(q), vec![ids[3].clone()])));
+        w.sites.insert(PartyId(q), m);
+    }
+    w.study = runs[3].0.clone();
+    let (r, first) = start_study(&w, &runs[3].1);
+    let e = release(&mut w, r, first, &[]).unwrap_err();
+    assert!(e.contains(&format!("/var/seh/state.he-keys/{}.hekey", ids[3])) && !e.contains("holds no"), "{e}");
+}
+
+#[test]
+fn a_bad_co_signer_of_a_store_release_is_left_out_and_t_others_co_sign() {
+    let mut w = world(5, 3, Aggregation::He);
+    let f = run(&mut w, None);
+    // Site-1 (party 2) now signs with a corrupted key share.
+    w.bad_signer = Some(PartyId(2));
+    let (r, first) = start_study(&w, &f);
+    let mut r = r;
+    let mut out = first;
+    for _ in 0..12 {
+        for o in std::mem::take(&mut out) {
+            let (sent, _) = w.deliver(o.to, &o.bytes);
+            for (_, bytes) in sent {
+                r.receive(o.to, &bytes).unwrap();
+            }
+        }
+        match r.close().unwrap_or_else(|e| panic!("{e}")) {
+            ReleaseStep::Send(next) => out = next,
+            ReleaseStep::Done { signed, .. } => {
+                signed.verify(&w.fed.group_key()).unwrap();
+                assert!(!signed.signers.contains(&"site-1".to_owned()), "{:?}", signed.signers);
+                assert!(r.excluded_signers().contains(&PartyId(2)));
+                return;
+            }
+            ReleaseStep::Switched { .. } => panic!("a switch where a decryption was asked"),
+        }
+    }
+    panic!("the release did not finish");
 }

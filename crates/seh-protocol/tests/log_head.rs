@@ -12,6 +12,7 @@ use std::sync::Arc;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use seh_audit::{Actor, AuditLog, EntryKind, Timestamp};
+use seh_crypto::wire::ProtocolId;
 use seh_crypto::wire::{PartyId, SigningKey};
 use seh_policy::consent::ConsentRegistry;
 use seh_policy::policy::{open_policy_toml, AnalysisKind};
@@ -24,7 +25,7 @@ use seh_protocol::log_head::{
 use seh_protocol::policy::{SiteGovernance, SitePolicy};
 use seh_protocol::site::{AuditKind, SiteMachine, SiteOutput};
 use seh_protocol::spec::{Analysis, DescribeSpec, SignedStudy, StudySpec};
-use seh_protocol::{hex, setup};
+use seh_protocol::{hex, messages, setup};
 use seh_stats::DataFrame;
 use serde_json::{json, Map, Value};
 
@@ -34,6 +35,10 @@ struct World {
     sites: BTreeMap<PartyId, SiteMachine>,
     study: SignedStudy,
     names: Vec<String>,
+    /// Sites' identity keys (to re-sign a tampered message as the site would send it).
+    keys: BTreeMap<PartyId, SigningKey>,
+    /// This site's FROST signature shares are replaced by an invalid one (a corrupted key share).
+    bad_signer: Option<PartyId>,
 }
 
 fn world(n: usize) -> World {
@@ -46,6 +51,7 @@ fn world(n: usize) -> World {
     let policy =
         SitePolicy::from_toml_str(&open_policy_toml(&researchers, &[AnalysisKind::Descriptive], 3), "policy").unwrap();
     let mut sites = BTreeMap::new();
+    let mut keys = BTreeMap::new();
     for (i, name) in names.iter().enumerate() {
         let (key, share) = secrets.sites[name].clone();
         let x: Vec<f64> = (0..20 + i).map(|k| (k % 9) as f64).collect();
@@ -57,7 +63,8 @@ fn world(n: usize) -> World {
             None,
             Box::new(|| seh_policy::Date::new(2025, 1, 1).unwrap()),
         );
-        let m = SiteMachine::new(fed.clone(), name, key, share, gov, data, BTreeMap::new()).unwrap();
+        let m = SiteMachine::new(fed.clone(), name, key.clone(), share, gov, data, BTreeMap::new()).unwrap();
+        keys.insert(m.party(), key);
         sites.insert(m.party(), m);
     }
     let spec = StudySpec {
@@ -72,7 +79,7 @@ fn world(n: usize) -> World {
         dp_delta: None,
     };
     let study = SignedStudy::sign(&spec, alice).unwrap();
-    World { fed, coordinator_key: secrets.coordinator, sites, study, names }
+    World { fed, coordinator_key: secrets.coordinator, sites, study, names, keys, bad_signer: None }
 }
 
 /// Runs until the coordinator finishes; returns every non-send site output with its site.
@@ -88,7 +95,17 @@ fn run(w: &mut World, study: &mut CoordinatorStudy, first: Vec<Action>) -> Vec<(
                     let Some(site) = w.sites.get_mut(&o.to) else { continue };
                     for so in site.handle(&o.bytes) {
                         match so {
-                            SiteOutput::Send { bytes, .. } => queue.extend(study.receive(o.to, &bytes)),
+                            SiteOutput::Send { bytes, kind, .. } => {
+                                let share = messages::kind_label(ProtocolId::Frost, messages::frost_step::SHARE);
+                                let bytes = if w.bad_signer == Some(o.to) && kind == share {
+                                    let mut env = messages::open(&bytes, w.fed.roster()).unwrap();
+                                    env.payload = [9u8; 1].iter().copied().chain([0u8; 31]).collect();
+                                    messages::seal_envelope(&w.keys[&o.to], env).unwrap()
+                                } else {
+                                    bytes
+                                };
+                                queue.extend(study.receive(o.to, &bytes))
+                            }
                             other => outputs.push((o.to, other)),
                         }
                     }
@@ -554,4 +571,27 @@ fn evidence_at_the_last_sequence_number_does_not_overflow() {
         check_evidence(&doc, &two, &coordinator),
         Err(HeadRefusal::Evidence { seq: u64::MAX, what: "a line beyond the head was sent" })
     ));
+}
+
+#[test]
+fn a_bad_signer_is_left_out_of_the_log_head_and_t_others_co_sign() {
+    let mut w = world(3);
+    let (mut study, first) =
+        CoordinatorStudy::resume(w.fed.clone(), w.coordinator_key.clone(), w.study.clone(), Checkpoint::default())
+            .unwrap();
+    run(&mut w, &mut study, first);
+    assert!(study.checkpoint().release.is_some());
+    let d = dir("bad-signer");
+    let path = d.join("coordinator.audit.jsonl");
+    let mut log = AuditLog::create(&path, w.coordinator_key.clone()).unwrap();
+    append(&mut log, 3, "study one");
+    let entries = seh_audit::read_verified(&path, &w.coordinator_key.verifying_key()).unwrap();
+    let doc = next_document(&entries, &w.fed, &w.names).unwrap().unwrap();
+    // Site-0's key share is corrupted: its signature shares do not verify.
+    w.bad_signer = Some(PartyId(1));
+    let (signed, _) = cosign(&mut w, &mut study, &doc, &entries);
+    let signed = signed.expect("co-signed by the two good sites");
+    assert_eq!(signed.verify(&w.fed.group_key()).unwrap(), doc);
+    assert_eq!(signed.signers, vec!["site-1".to_owned(), "site-2".to_owned()]);
+    assert_eq!(study.checkpoint().excluded_signers, vec![1]);
 }

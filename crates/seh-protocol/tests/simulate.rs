@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use seh_crypto::wire::PartyId;
+use seh_crypto::wire::ProtocolId;
 use seh_policy::consent::ConsentRegistry;
 use seh_policy::policy::{open_policy_toml, AnalysisKind};
 use seh_protocol::coordinator::{Action, Checkpoint, CoordinatorStudy};
@@ -14,9 +15,10 @@ use seh_protocol::describe::{self, DescribeResult};
 use seh_protocol::federation::Federation;
 use seh_protocol::policy::{SiteGovernance, SitePolicy};
 use seh_protocol::release::ReleaseDocument;
+use seh_protocol::site::replay::FinishedStudies;
 use seh_protocol::site::{AuditKind, SiteMachine, SiteOutput};
 use seh_protocol::spec::{Analysis, DescribeSpec, HistogramSpec, SignedStudy, StudySpec};
-use seh_protocol::{hex, setup};
+use seh_protocol::{hex, messages, setup};
 use seh_stats::DataFrame;
 
 struct World {
@@ -27,6 +29,10 @@ struct World {
     spec: DescribeSpec,
     pooled: DataFrame,
     frames: Vec<Vec<DataFrame>>,
+    /// Sites' identity keys (to re-sign a tampered message as the site would send it).
+    site_keys: BTreeMap<PartyId, seh_crypto::wire::SigningKey>,
+    /// This site's FROST signature shares are replaced by an invalid one (a corrupted key share).
+    bad_signer: Option<PartyId>,
 }
 
 fn site_data(i: usize) -> DataFrame {
@@ -47,6 +53,7 @@ fn world(n: usize, t: u32, min_cell: u64) -> World {
     let text = open_policy_toml(&researchers, &[AnalysisKind::Descriptive], min_cell);
     let policy = SitePolicy::from_toml_str(&text, "test policy").unwrap();
     let mut sites = BTreeMap::new();
+    let mut site_keys = BTreeMap::new();
     let mut all = Vec::new();
     for (i, name) in names.iter().enumerate() {
         let (key, share) = secrets.sites[name].clone();
@@ -59,7 +66,8 @@ fn world(n: usize, t: u32, min_cell: u64) -> World {
             None,
             Box::new(|| seh_policy::Date::new(2025, 1, 1).unwrap()),
         );
-        let m = SiteMachine::new(fed.clone(), name, key, share, gov, data, BTreeMap::new()).unwrap();
+        let m = SiteMachine::new(fed.clone(), name, key.clone(), share, gov, data, BTreeMap::new()).unwrap();
+        site_keys.insert(m.party(), key);
         sites.insert(m.party(), m);
     }
     let spec = DescribeSpec {
@@ -79,7 +87,17 @@ fn world(n: usize, t: u32, min_cell: u64) -> World {
     };
     let study = SignedStudy::sign(&study_spec, alice).unwrap();
     let pooled = concat(&all);
-    World { fed, coordinator_key: secrets.coordinator, sites, study, spec, pooled, frames: vec![all] }
+    World {
+        fed,
+        coordinator_key: secrets.coordinator,
+        sites,
+        study,
+        spec,
+        pooled,
+        frames: vec![all],
+        site_keys,
+        bad_signer: None,
+    }
 }
 
 fn concat(frames: &[DataFrame]) -> DataFrame {
@@ -118,7 +136,12 @@ fn run(
                         continue;
                     }
                     for so in site.handle(&o.bytes) {
-                        if let SiteOutput::Send { bytes, .. } = so {
+                        if let SiteOutput::Send { bytes, kind, .. } = so {
+                            let bytes = if w.bad_signer == Some(o.to) && kind == share_kind() {
+                                corrupt_share(&w.fed, &w.site_keys[&o.to], &bytes)
+                            } else {
+                                bytes
+                            };
                             *sent.entry(o.to).or_default() += 1;
                             if dead_after.get(&o.to).is_some_and(|d| sent[&o.to] > *d) {
                                 continue;
@@ -134,6 +157,21 @@ fn run(
         }
         queue.extend(study.timeout());
     }
+}
+
+fn share_kind() -> String {
+    messages::kind_label(ProtocolId::Frost, messages::frost_step::SHARE)
+}
+
+/// The FROST signature share in `bytes` replaced by another (well-formed but invalid) scalar, and
+/// the envelope re-signed with the site's identity key: what a site with a corrupted key share
+/// sends.
+fn corrupt_share(fed: &Federation, key: &seh_crypto::wire::SigningKey, bytes: &[u8]) -> Vec<u8> {
+    let mut env = messages::open(bytes, fed.roster()).unwrap();
+    let mut scalar = [0u8; 32];
+    scalar[0] = 7;
+    env.payload = scalar.to_vec();
+    messages::seal_envelope(key, env).unwrap()
 }
 
 fn released(cp: &Checkpoint, fed: &Federation) -> ReleaseDocument {
@@ -240,4 +278,90 @@ fn a_refusing_site_stops_the_study_with_its_reason() {
     assert!(cp.release.is_none());
     // Fewer usable rows than the sites' minimum subset size: refused with that rule.
     assert!(cp.failure.as_ref().unwrap().contains("disclosure.min_subset_size"), "{:?}", cp.failure);
+}
+
+fn start(w: &World, cp: Checkpoint) -> (CoordinatorStudy, Vec<Action>) {
+    CoordinatorStudy::resume(w.fed.clone(), w.coordinator_key.clone(), w.study.clone(), cp).unwrap()
+}
+
+#[test]
+fn a_finished_study_replayed_with_a_reset_checkpoint_is_refused_by_every_site_even_after_a_restart() {
+    let mut w = world(5, 3, 3);
+    let (mut study, first) = start(&w, Checkpoint::default());
+    let mut cps = Vec::new();
+    assert!(run(&mut w, &mut study, first, &BTreeMap::new(), &mut cps, None));
+    released(cps.last().unwrap(), &w.fed);
+    // The coordinator resets the finished study's checkpoint (keeping its rounds moving on, so
+    // no message is of a stale round) and runs it again.
+    let reset = Checkpoint { round: cps.last().unwrap().round + 10, ..Checkpoint::default() };
+    let (mut again, first) = start(&w, reset.clone());
+    let mut cps2 = Vec::new();
+    assert!(run(&mut w, &mut again, first, &BTreeMap::new(), &mut cps2, None));
+    let cp = cps2.last().unwrap();
+    assert!(cp.release.is_none() && cp.aggregated.is_none(), "the replay was computed again");
+    let failure = cp.failure.as_deref().unwrap();
+    for i in 0..5 {
+        assert!(failure.contains(&format!("site-{i}: rule `replay`")), "{failure}");
+    }
+    // Nodes restart: a fresh machine per site, given back what each asked to persist (through
+    // its JSON form, as the node stores it), refuses too.
+    let finished: BTreeMap<PartyId, String> = w
+        .sites
+        .iter()
+        .map(|(p, m)| (*p, serde_json::to_string(&m.finished().entries().collect::<Vec<_>>()).unwrap()))
+        .collect();
+    let mut w2 = world(5, 3, 3);
+    let sites = std::mem::take(&mut w2.sites);
+    for (p, m) in sites {
+        let entries = serde_json::from_str(&finished[&p]).unwrap();
+        w2.sites.insert(p, m.with_finished(FinishedStudies::from_entries(entries).unwrap()));
+    }
+    // Even a coordinator that skips the offer and starts the signing directly is refused.
+    let (mut third, first) = start(&w2, cps.last().unwrap().clone());
+    assert!(third.is_finished(), "a released checkpoint resumes as done");
+    let mut forged = cps.last().unwrap().clone();
+    forged.release = None;
+    forged.document = None;
+    let (mut fourth, first4) = start(&w2, forged);
+    let mut cps3 = Vec::new();
+    assert!(run(&mut w2, &mut third, first, &BTreeMap::new(), &mut cps3, None));
+    assert!(run(&mut w2, &mut fourth, first4, &BTreeMap::new(), &mut cps3, None));
+    let cp = cps3.last().unwrap();
+    assert!(cp.release.is_none() && cp.failure.is_some(), "{cp:?}");
+    let (mut fifth, first) = start(&w2, Checkpoint { round: reset.round + 100, ..reset });
+    assert!(run(&mut w2, &mut fifth, first, &BTreeMap::new(), &mut cps3, None));
+    let failure = cps3.last().unwrap().failure.clone().unwrap();
+    assert_eq!(failure.matches("rule `replay`").count(), 5, "{failure}");
+}
+
+#[test]
+fn a_bad_signer_is_named_and_left_out_and_t_others_release() {
+    let mut w = world(5, 3, 3);
+    w.bad_signer = Some(PartyId(2));
+    let (mut study, first) = start(&w, Checkpoint::default());
+    let mut cps = Vec::new();
+    assert!(run(&mut w, &mut study, first, &BTreeMap::new(), &mut cps, None));
+    let cp = cps.last().unwrap();
+    let doc = released(cp, &w.fed);
+    let release = cp.release.as_ref().unwrap();
+    assert!(!release.signers.contains(&"site-1".to_owned()), "{:?}", release.signers);
+    assert_eq!(release.signers.len(), 4);
+    assert_eq!(cp.excluded_signers, vec![2]);
+    // Every site contributed; only the signing left the bad signer out.
+    assert_eq!(doc.contributors.len(), 5);
+    assert_same(&doc.result, &describe::pooled(&w.spec, &w.pooled, 3).unwrap());
+}
+
+#[test]
+fn bad_signers_beyond_n_minus_t_fail_the_study_naming_them() {
+    let mut w = world(3, 2, 3);
+    // t = 3 of 3: one bad signer leaves too few.
+    w.bad_signer = Some(PartyId(3));
+    let (mut study, first) = start(&w, Checkpoint::default());
+    let mut cps = Vec::new();
+    assert!(run(&mut w, &mut study, first, &BTreeMap::new(), &mut cps, None));
+    let cp = cps.last().unwrap();
+    assert!(cp.release.is_none());
+    let failure = cp.failure.as_deref().unwrap();
+    assert!(failure.contains("excluding site-2") && failure.contains("t = 3"), "{failure}");
 }

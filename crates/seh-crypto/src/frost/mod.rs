@@ -239,6 +239,34 @@ impl GroupPublicKey {
         self.0.verifying_shares().keys().filter_map(to_party).collect()
     }
 
+    /// Checks that `share` is a participant's share of this group: the group lists its party, its
+    /// secret signing share matches its own verifying share (`s·G`), that verifying share is the
+    /// one the group lists for the party, and the group key and threshold agree. A share whose
+    /// secret was corrupted (on disk or in memory) fails here instead of at every signing.
+    ///
+    /// # Errors
+    /// [`FrostError::WrongParticipants`] naming which check failed (never the secret).
+    pub fn check_share(&self, share: &KeyShare) -> Result<(), FrostError> {
+        let k = &share.0;
+        let wrong = |reason| Err(FrostError::WrongParticipants { reason });
+        if k.verifying_key() != self.0.verifying_key() {
+            return wrong("the share is of another group key");
+        }
+        if self.0.min_signers().is_some_and(|t| t != *k.min_signers()) {
+            return wrong("the share's threshold differs from the group's");
+        }
+        let Some(listed) = self.0.verifying_shares().get(k.identifier()) else {
+            return wrong("the group lists no verifying share for the share's party");
+        };
+        if frost::keys::VerifyingShare::from(*k.signing_share()) != *k.verifying_share() {
+            return wrong("the secret share does not match its own verifying share (corrupted)");
+        }
+        if k.verifying_share() != listed {
+            return wrong("the share's verifying share is not the one the group lists for its party");
+        }
+        Ok(())
+    }
+
     /// Encode as an envelope payload.
     pub fn encode(&self) -> Result<Vec<u8>, FrostError> {
         self.0.serialize().map_err(from_frost)

@@ -30,6 +30,15 @@ impl SiteMachine {
         Ok(self)
     }
 
+    /// Reads this site's persisted threshold-HE key records from `source` on demand (a study's
+    /// record when the study first needs its key after a restart), keeping at most
+    /// [`crate::he_site::MAX_CACHED_KEYS`] in memory: every stored study stays releasable, and a
+    /// record that cannot be used is refused naming its file.
+    pub fn with_he_key_source(mut self, source: Box<dyn crate::he_site::HeKeySource>) -> Self {
+        self.he.set_source(self.me, source);
+        self
+    }
+
     /// The decryption-budget counter of `study_id`'s threshold-HE key share (shares produced so
     /// far; `None` without a key share for the study).
     pub fn he_budget_used(&self, study_id: &str) -> Option<u64> {
@@ -150,6 +159,7 @@ impl SiteMachine {
     ) -> Result<(), ProtocolError> {
         let start: StoreReleaseSignStart = messages::from_payload("release sign start", &env.payload)?;
         let doc = StoreReleaseDocument::from_json(&start.document)?;
+        self.he.ensure_key_or_err(study_id)?;
         let fed = self.fed.clone();
         let name = move |p: PartyId| fed.site(p).map_or_else(|| p.to_string(), |s| s.name.clone());
         self.he
