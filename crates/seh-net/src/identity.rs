@@ -118,16 +118,26 @@ impl NodeIdentity {
     /// pinned keys rather than a CA ([`crate::Trust::Roster`]): each party makes its own key and
     /// certificate on its own machine, and no one holds a key that could issue another's.
     pub fn self_signed(&self) -> Result<TlsCredentials, NetError> {
-        let err = |e: rcgen::Error| NetError::Certificate(e.to_string());
         let key = self.rcgen_key()?;
-        let mut params = CertificateParams::new(vec![self.id.as_str().to_owned()]).map_err(err)?;
+        let cert = self.leaf_params()?.self_signed(&key).map_err(|e| NetError::Certificate(e.to_string()))?;
+        Ok(self.credentials(cert.der().clone()))
+    }
+
+    /// The parameters of this node's mTLS leaf: the node id as subject CN and only DNS name,
+    /// not a CA, for both client and server authentication.
+    fn leaf_params(&self) -> Result<CertificateParams, NetError> {
+        let mut params = CertificateParams::new(vec![self.id.as_str().to_owned()])
+            .map_err(|e| NetError::Certificate(e.to_string()))?;
         params.distinguished_name.push(DnType::CommonName, self.id.as_str());
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
-        let cert = params.self_signed(&key).map_err(err)?;
-        let der = self.pkcs8_der();
-        Ok(TlsCredentials { chain: vec![cert.der().clone()], key: PrivatePkcs8KeyDer::from(der.to_vec()) })
+        Ok(params)
+    }
+
+    /// Credentials of `leaf` (a certificate for this node's key) with this node's key.
+    fn credentials(&self, leaf: CertificateDer<'static>) -> TlsCredentials {
+        TlsCredentials { chain: vec![leaf], key: PrivatePkcs8KeyDer::from(self.pkcs8_der().to_vec()) }
     }
 
     fn rcgen_key(&self) -> Result<KeyPair, NetError> {
@@ -215,17 +225,11 @@ impl FederationCa {
     /// Issues an mTLS leaf certificate for `node`'s identity key, naming the node id in the subject
     /// CN and as the DNS subject-alternative name, valid for both client and server auth.
     pub fn issue(&self, node: &NodeIdentity) -> Result<TlsCredentials, NetError> {
-        let err = |e: rcgen::Error| NetError::Certificate(e.to_string());
         let key = node.rcgen_key()?;
-        let mut params = CertificateParams::new(vec![node.id.as_str().to_owned()]).map_err(err)?;
-        params.distinguished_name.push(DnType::CommonName, node.id.as_str());
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        let mut params = node.leaf_params()?;
         params.use_authority_key_identifier_extension = true;
-        let cert = params.signed_by(&key, &self.issuer).map_err(err)?;
-        let der = node.pkcs8_der();
-        Ok(TlsCredentials { chain: vec![cert.der().clone()], key: PrivatePkcs8KeyDer::from(der.to_vec()) })
+        let cert = params.signed_by(&key, &self.issuer).map_err(|e| NetError::Certificate(e.to_string()))?;
+        Ok(node.credentials(cert.der().clone()))
     }
 }
 
