@@ -253,7 +253,8 @@ impl AuditLog {
 fn check_own_head(path: &Path, key: &VerifyingKey, lines: &[&[u8]]) -> Result<(), LogError> {
     let fail = |reason: String| LogError::BehindOwnHead { path: path.to_owned(), reason };
     let head_file = crate::own_head::own_head_path(path);
-    let Some(head) = crate::own_head::read_own_head(path, key).map_err(|r| fail(format!("{}: {r}", head_file.display())))?
+    let Some(head) =
+        crate::own_head::read_own_head(path, key).map_err(|r| fail(format!("{}: {r}", head_file.display())))?
     else {
         return Ok(());
     };
@@ -267,7 +268,11 @@ fn check_own_head(path: &Path, key: &VerifyingKey, lines: &[&[u8]]) -> Result<()
     };
     match decode_line(raw) {
         Ok(e) if e.hash() == head.hash => Ok(()),
-        _ => Err(fail(format!("the entry at seq {} differs from {}; the log was rewritten", head.seq, head_file.display()))),
+        _ => Err(fail(format!(
+            "the entry at seq {} differs from {}; the log was rewritten",
+            head.seq,
+            head_file.display()
+        ))),
     }
 }
 

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use rand::SeedableRng;
-use seh_audit::{own_head_path, verify, verify_file, Actor, AuditLog, EntryKind, LogError, SigningKey, Timestamp, VerifyError};
+use seh_audit::{
+    own_head_path, verify, verify_file, Actor, AuditLog, EntryKind, LogError, SigningKey, Timestamp, VerifyError,
+};
 use serde_json::Map;
 
 fn key(seed: u64) -> SigningKey {

@@ -36,8 +36,8 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::coordinator_cmd::{net_roster, runtime, server_runtime};
-use crate::lifecycle::ChildGuard;
 use crate::keys::{init, load_identity, load_membership, KeysInitArgs};
+use crate::lifecycle::ChildGuard;
 
 mod study;
 

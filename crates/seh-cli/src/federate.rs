@@ -16,8 +16,8 @@ use seh_protocol::spec::Analysis;
 use seh_stats::DataFrame;
 
 use crate::coordinator_cmd::runtime;
-pub use crate::lifecycle::ChildGuard;
 use crate::keys::{init, KeysInitArgs};
+pub use crate::lifecycle::ChildGuard;
 use crate::study::{print_release, DescribeOpts, Format, Researcher};
 
 /// `seh federate …`.
@@ -285,8 +285,7 @@ pub fn start_coordinator(work: &Path, log_name: &str, config_name: &str) -> Resu
     let config = work.join("config").join(config_name);
     let ready = work.join("state/coordinator.ready.json");
     let _ = std::fs::remove_file(&ready);
-    let child =
-        spawn(&["coordinator", "--config", &config.display().to_string()], &work.join("logs").join(log_name))?;
+    let child = spawn(&["coordinator", "--config", &config.display().to_string()], &work.join("logs").join(log_name))?;
     let start = Instant::now();
     while !ready.exists() {
         if let Some(status) = child.try_wait()? {

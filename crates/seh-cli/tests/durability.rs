@@ -21,7 +21,8 @@ fn an_identity_key_readable_by_others_is_refused_naming_file_mode_and_fix() {
     use std::os::unix::fs::PermissionsExt;
     let work = workdir("durability-keymode");
     let keys = work.join("keys");
-    let out = Command::new(SEH).args(["keys", "init", "--sites", "site-a,site-b", "--dir"]).arg(&keys).output().unwrap();
+    let out =
+        Command::new(SEH).args(["keys", "init", "--sites", "site-a,site-b", "--dir"]).arg(&keys).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // `seh keys init` writes every secret owner-only, in owner-only directories.
     let key = keys.join("site-a/identity.key");
@@ -58,7 +59,8 @@ fn key() -> SigningKey {
 
 fn verify(log: &Path, extra: &[&str]) -> (bool, String, String) {
     let hex: String = key().verifying_key().as_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    let out = Command::new(SEH).args(["audit", "verify", "--key", &hex, "--log"]).arg(log).args(extra).output().unwrap();
+    let out =
+        Command::new(SEH).args(["audit", "verify", "--key", &hex, "--log"]).arg(log).args(extra).output().unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 

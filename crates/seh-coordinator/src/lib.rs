@@ -131,7 +131,10 @@ pub async fn run(config: CoordinatorConfig, ready: impl FnOnce(BoundAddrs)) -> R
     // A stored study whose row no longer decodes is set aside with the reason; the rest run.
     for q in lock(&store).quarantine_corrupt()? {
         eprintln!("seh coordinator: study {} quarantined: {}", q.study_id, q.reason);
-        audit.record(EntryKind::System, json!({ "study": q.study_id, "event": "study quarantined", "reason": q.reason }));
+        audit.record(
+            EntryKind::System,
+            json!({ "study": q.study_id, "event": "study quarantined", "reason": q.reason }),
+        );
     }
     let (study_tx, mut study_rx) = mpsc::unbounded_channel::<String>();
     let handler = Arc::new(researcher::Handler {

@@ -235,7 +235,9 @@ impl Store {
     pub fn quarantine_corrupt(&self) -> Result<Vec<Quarantined>, CoordinatorError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT study_id, signed_study, checkpoint, traffic FROM studies WHERE quarantine IS NULL ORDER BY seq")
+            .prepare(
+                "SELECT study_id, signed_study, checkpoint, traffic FROM studies WHERE quarantine IS NULL ORDER BY seq",
+            )
             .map_err(db)?;
         let rows: Vec<_> = stmt.query_map([], Self::row).map_err(db)?.collect::<Result<_, _>>().map_err(db)?;
         let mut out = Vec::new();
@@ -590,14 +592,20 @@ mod tests {
         // A coordinator database of an unknown schema version.
         let future = dir.join("future.sqlite");
         drop(Store::open(&future).unwrap());
-        Connection::open(&future).unwrap().execute_batch("UPDATE meta SET value = '99' WHERE key = 'version';").unwrap();
+        Connection::open(&future)
+            .unwrap()
+            .execute_batch("UPDATE meta SET value = '99' WHERE key = 'version';")
+            .unwrap();
         assert!(refusal(&future).contains("schema version 99"));
         // A damaged page: SQLite's integrity check (or its first read) fails.
         let damaged = dir.join("damaged.sqlite");
         let s = Store::open(&damaged).unwrap();
         for i in 0..200 {
             s.conn
-                .execute("INSERT INTO studies (study_id, signed_study) VALUES (?1, ?2)", params![format!("s{i}"), "x".repeat(300)])
+                .execute(
+                    "INSERT INTO studies (study_id, signed_study) VALUES (?1, ?2)",
+                    params![format!("s{i}"), "x".repeat(300)],
+                )
                 .unwrap();
         }
         s.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();

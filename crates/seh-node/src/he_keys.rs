@@ -113,7 +113,10 @@ impl HeKeyStore {
         {
             let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777;
             if mode & 0o077 != 0 {
-                let fix = format!("mode {mode:04o} gives group/other access to a key share; run `chmod 600 {}`", path.display());
+                let fix = format!(
+                    "mode {mode:04o} gives group/other access to a key share; run `chmod 600 {}`",
+                    path.display()
+                );
                 return Err(state_err(path, fix));
             }
         }
