@@ -82,6 +82,15 @@ pub enum LogError {
         /// Encoded length.
         len: usize,
     },
+    /// The log is shorter than (or differs from) the head the writer recorded beside it
+    /// (`<log>.head`): entries were removed, the log emptied or replaced. Not continued.
+    #[error("audit log {path}: {reason}; refusing to continue it (restore the log, or move both files aside)")]
+    BehindOwnHead {
+        /// The file.
+        path: PathBuf,
+        /// What was found.
+        reason: String,
+    },
     /// An earlier append failed part-way; the writer refuses to continue.
     #[error("audit log {path}: an earlier append failed; reopen the log to check its tail")]
     Poisoned {
@@ -113,11 +122,21 @@ impl fmt::Debug for AuditLog {
 }
 
 impl AuditLog {
-    /// Creates a new, empty log at `path` (which must not exist) signed with `key`.
-    /// Syncs the file and, on Unix, its directory, so the new file survives a crash.
+    /// Creates a new, empty log at `path` (which must not exist) signed with `key`, owner-only
+    /// (0600). Syncs the file and, on Unix, its directory, so the new file survives a crash.
+    ///
+    /// Refused when a head file beside it (`<log>.head`) says the log had entries: a deleted log
+    /// is not silently started again.
     pub fn create(path: &Path, key: SigningKey) -> Result<Self, LogError> {
         let io = |op| move |source| LogError::Io { path: path.to_owned(), op, source };
-        let file = OpenOptions::new().append(true).create_new(true).open(path).map_err(io("create"))?;
+        if !path.exists() {
+            check_own_head(path, &key.verifying_key(), &[])?;
+        }
+        let mut opts = OpenOptions::new();
+        opts.append(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let file = opts.open(path).map_err(io("create"))?;
         file.sync_all().map_err(io("fsync"))?;
         sync_parent_dir(path).map_err(io("fsync directory"))?;
         Ok(AuditLog { path: path.to_owned(), file, key, next_seq: 0, last_hash: Hash32::GENESIS, poisoned: false })
@@ -127,7 +146,8 @@ impl AuditLog {
     ///
     /// Checks the tail: the file ends with a newline, the last line decodes strictly, its hash and
     /// signature hold under `key`'s public key, and its seq equals the number of lines before it.
-    /// It does not re-verify every entry (that is [`crate::verify`]).
+    /// It does not re-verify every entry (that is [`crate::verify`]). Refused, too, when the log
+    /// is shorter than the head file beside it says, or holds another entry at that seq.
     pub fn open(path: &Path, key: SigningKey) -> Result<Self, LogError> {
         let io = |op| move |source| LogError::Io { path: path.to_owned(), op, source };
         let bytes = std::fs::read(path).map_err(io("read"))?;
@@ -161,6 +181,7 @@ impl AuditLog {
                 (seq + 1, entry.hash())
             }
         };
+        check_own_head(path, &key.verifying_key(), &lines)?;
         let file = OpenOptions::new().append(true).open(path).map_err(io("open for append"))?;
         Ok(AuditLog { path: path.to_owned(), file, key, next_seq, last_hash, poisoned: false })
     }
@@ -195,7 +216,11 @@ impl AuditLog {
         }
         self.next_seq = seq + 1;
         self.last_hash = hash;
-        Ok(LogHead { seq, hash })
+        let head = LogHead { seq, hash };
+        // The entry is durable; a head file that could not be replaced names an older entry,
+        // which only weakens the truncation check, so it does not fail the append.
+        let _ = crate::own_head::write_own_head(&self.path, &self.key, &head);
+        Ok(head)
     }
 
     /// The newest entry, or `None` if the log is empty.
@@ -221,6 +246,33 @@ impl AuditLog {
     /// The log file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Checks the log's `lines` against the head file beside it (if any).
+fn check_own_head(path: &Path, key: &VerifyingKey, lines: &[&[u8]]) -> Result<(), LogError> {
+    let fail = |reason: String| LogError::BehindOwnHead { path: path.to_owned(), reason };
+    let head_file = crate::own_head::own_head_path(path);
+    let Some(head) =
+        crate::own_head::read_own_head(path, key).map_err(|r| fail(format!("{}: {r}", head_file.display())))?
+    else {
+        return Ok(());
+    };
+    let Some(raw) = usize::try_from(head.seq).ok().and_then(|i| lines.get(i)) else {
+        return Err(fail(format!(
+            "the log has {} entries but {} records seq {} as written; entries were removed",
+            lines.len(),
+            head_file.display(),
+            head.seq
+        )));
+    };
+    match decode_line(raw) {
+        Ok(e) if e.hash() == head.hash => Ok(()),
+        _ => Err(fail(format!(
+            "the entry at seq {} differs from {}; the log was rewritten",
+            head.seq,
+            head_file.display()
+        ))),
     }
 }
 

@@ -11,7 +11,7 @@
 //! | an entry deleted, inserted, duplicated or moved | [`VerifyError::Sequence`] |
 //! | an entry replaced by one signed for another chain | [`VerifyError::ChainBroken`] |
 //! | last line cut short (crash mid-write) | [`VerifyError::TruncatedTail`] |
-//! | whole entries cut off the end | only against a known head: [`verify_with_head`] |
+//! | whole entries cut off the end | only against a known head: [`verify_with_head`], or the writer's head file: [`verify_file`] |
 
 use std::path::{Path, PathBuf};
 
@@ -95,6 +95,14 @@ pub enum VerifyError {
         /// Sequence number of the known head.
         head_seq: u64,
     },
+    /// The writer's head file beside the log (`<log>.head`) cannot be used.
+    #[error("head file {path}: {reason}")]
+    OwnHead {
+        /// The head file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The entry at the known head's seq has a different hash: the log was rewritten.
     #[error("line {line} (seq {seq}): hash differs from the known head; the log was rewritten")]
     HeadMismatch {
@@ -153,6 +161,19 @@ pub fn verify_with_head(path: &Path, key: &VerifyingKey, head: &LogHead) -> Resu
         return Err(VerifyError::HeadMissing { entries: report.entries, head_seq: head.seq });
     }
     Ok(report)
+}
+
+/// [`verify`], and against the writer's own signed head beside the log (`<log>.head`, see
+/// [`crate::own_head_path`]) when there is one: a log emptied or cut back after that head was
+/// written fails with [`VerifyError::HeadMissing`]. Returns the report and whether a head file
+/// was checked.
+pub fn verify_file(path: &Path, key: &VerifyingKey) -> Result<(VerifyReport, bool), VerifyError> {
+    let head = crate::own_head::read_own_head(path, key)
+        .map_err(|reason| VerifyError::OwnHead { path: crate::own_head::own_head_path(path), reason })?;
+    match head {
+        Some(h) => verify_with_head(path, key, &h).map(|r| (r, true)),
+        None => verify(path, key).map(|r| (r, false)),
+    }
 }
 
 /// [`verify`], returning every entry in order (for readers that need the entries' hashes and

@@ -243,7 +243,7 @@ fn error_line(err: &VerifyError) -> Option<usize> {
         | VerifyError::Sequence { line, .. }
         | VerifyError::ChainBroken { line, .. }
         | VerifyError::HeadMismatch { line, .. } => Some(*line),
-        VerifyError::Io { .. } | VerifyError::HeadMissing { .. } => None,
+        VerifyError::Io { .. } | VerifyError::HeadMissing { .. } | VerifyError::OwnHead { .. } => None,
     }
 }
 

@@ -45,6 +45,10 @@ pub struct VerifyArgs {
     /// and the seq, if the log does not hold that head.
     #[arg(long = "site-head", value_name = "[SITE=]FILE", requires = "federation")]
     pub site_heads: Vec<String>,
+    /// Accept a log with no entries. Without it an empty log fails: a daemon writes a `start`
+    /// entry as it opens its log, so an empty file is one that was emptied or never used.
+    #[arg(long)]
+    pub allow_empty: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -75,6 +79,8 @@ struct Outcome {
     log: String,
     ok: bool,
     entries: Option<u64>,
+    /// Whether the writer's own head file (`<log>.head`) was there and checked.
+    own_head_checked: bool,
     cosigned_heads: Option<usize>,
     last_cosigned: Option<LastCosigned>,
     site_heads: Vec<SiteHeadStatus>,
@@ -88,6 +94,7 @@ pub fn run(cmd: AuditCommand) -> Result<()> {
         log: a.log.display().to_string(),
         ok: false,
         entries: None,
+        own_head_checked: false,
         cosigned_heads: None,
         last_cosigned: None,
         site_heads: Vec::new(),
@@ -107,7 +114,19 @@ pub fn run(cmd: AuditCommand) -> Result<()> {
 
 fn print_text(out: &Outcome) {
     let Some(entries) = out.entries else { return };
-    println!("audit log {}: OK, {entries} entries, chain and signatures intact", out.log);
+    if entries == 0 {
+        // Never a bare "OK" for a file with nothing in it.
+        let verdict = if out.ok { "accepted (--allow-empty)" } else { "FAILED" };
+        println!("audit log {}: empty log: 0 entries; {verdict}", out.log);
+        return;
+    }
+    let verdict = if out.ok { "OK" } else { "FAILED" };
+    println!("audit log {}: {verdict}, {entries} entries, chain and signatures intact", out.log);
+    if out.own_head_checked {
+        println!("writer's head file: the log holds the last entry it records");
+    } else {
+        println!("writer's head file: none beside the log (entries cut off the end are not detectable without one)");
+    }
     match (&out.cosigned_heads, &out.last_cosigned) {
         (Some(n), Some(last)) => println!(
             "co-signed heads: {n} verified under the federation group key; last co-signed head seq {} \
@@ -150,8 +169,16 @@ fn verify(a: &VerifyArgs, out: &mut Outcome) -> Result<()> {
         _ => anyhow::bail!("give --key, or --federation and --member"),
     };
     let failed = || format!("audit log {} FAILED verification", a.log.display());
-    let report = seh_audit::verify(&a.log, &key).with_context(failed)?;
+    let (report, own_head) = seh_audit::verify_file(&a.log, &key).with_context(failed)?;
     out.entries = Some(report.entries);
+    out.own_head_checked = own_head;
+    if report.entries == 0 && !a.allow_empty {
+        anyhow::bail!(
+            "audit log {}: empty log: 0 entries, nothing to verify (a daemon's log starts with a `start` \
+             entry; pass --allow-empty to accept an empty log)",
+            a.log.display()
+        );
+    }
     let Some(fed) = coordinator_fed else {
         anyhow::ensure!(a.site_heads.is_empty(), "--site-head applies to the coordinator's log only");
         return Ok(());

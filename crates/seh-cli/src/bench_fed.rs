@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -36,8 +36,8 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use crate::coordinator_cmd::{net_roster, runtime, server_runtime};
-use crate::federate::ChildGuard;
 use crate::keys::{init, load_identity, load_membership, KeysInitArgs};
+use crate::lifecycle::ChildGuard;
 
 mod study;
 
@@ -317,9 +317,9 @@ impl Harness {
 fn spawn_logged(args: &[String], log: &Path) -> Result<ChildGuard> {
     let out = std::fs::File::create(log)?;
     let err = out.try_clone()?;
-    let child =
-        Command::new(std::env::current_exe()?).args(args).stdin(Stdio::null()).stdout(out).stderr(err).spawn()?;
-    Ok(ChildGuard(child))
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.args(args).stdout(out).stderr(err);
+    ChildGuard::spawn(cmd)
 }
 
 fn fresh_workdir(a: &FederationBenchArgs) -> Result<crate::workdir::Workdir> {
@@ -427,9 +427,9 @@ fn run_secagg(a: &FederationBenchArgs, threshold: usize) -> Result<()> {
             let stop = Frame::new(BENCH_STUDY, 0, "bench/stop", Vec::new())?;
             let _ = h.sinks[name].send(stop).await;
         }
-        for mut c in children {
+        for c in children {
             let deadline = Instant::now() + Duration::from_secs(5);
-            while c.0.try_wait()?.is_none() && Instant::now() < deadline {
+            while c.try_wait()?.is_none() && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }

@@ -6,7 +6,7 @@
 //! writes its own share and the same signed file. Then start `seh coordinator --config …`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -118,22 +118,21 @@ pub fn federate_ceremony(work: &Path, names: &[String]) -> Result<(Vec<ChildGuar
     let report_path = work.join("state/ceremony.json");
     let log_path = work.join("logs/ceremony.log");
     let _ = std::fs::remove_file(work.join("state/coordinator.ready.json"));
-    let mut child = ChildGuard(
-        Command::new(std::env::current_exe()?)
-            .args(["coordinator", "ceremony", "--config"])
-            .arg(&config)
-            .args(["--format", "json"])
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&report_path)?)
-            .stderr(std::fs::File::create(&log_path)?)
-            .spawn()?,
-    );
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.args(["coordinator", "ceremony", "--config"])
+        .arg(&config)
+        .args(["--format", "json"])
+        .stdout(crate::workdir::create_private(&report_path)?)
+        .stderr(crate::workdir::create_private(&log_path)?);
+    let child = ChildGuard::spawn(cmd)?;
     let nodes: Vec<ChildGuard> = names.iter().map(|n| start_node(work, n)).collect::<Result<_>>()?;
     let started = Instant::now();
     let status = loop {
-        if let Some(s) = child.0.try_wait()? {
+        if let Some(s) = child.try_wait()? {
             break s;
         }
+        // A node that cannot load its data or policy exits at once: say why, now.
+        crate::federate::check_nodes(work, names, &nodes, true)?;
         if started.elapsed() > Duration::from_secs(300) {
             bail!("the key ceremony did not finish within 300 s; see {}", log_path.display());
         }

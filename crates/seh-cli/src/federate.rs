@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -17,6 +17,7 @@ use seh_stats::DataFrame;
 
 use crate::coordinator_cmd::runtime;
 use crate::keys::{init, KeysInitArgs};
+pub use crate::lifecycle::ChildGuard;
 use crate::study::{print_release, DescribeOpts, Format, Researcher};
 
 /// `seh federate …`.
@@ -96,25 +97,15 @@ pub struct FedCommon {
     pub debug_coordinator_exit_after: Option<u64>,
 }
 
-/// Kills and reaps a child process when dropped.
-#[derive(Debug)]
-pub struct ChildGuard(pub Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn site_name(v: f64) -> String {
     let t = format!("{v}").replace(['.', '-'], "x");
     format!("site-{}", t.to_ascii_lowercase())
 }
 
-/// Writes one CSV per site under `dir`; returns (name, path) pairs.
+/// The CSV file of every site, (name, path): a `--site NAME=FILE` as given (read in place by its
+/// node, so its errors name the researcher's file), a `--split-by` part written (0600) under `dir`.
 pub fn prepare_sites(a: &FedCommon, dir: &Path) -> Result<Vec<(String, PathBuf)>> {
-    std::fs::create_dir_all(dir)?;
+    crate::workdir::create_dir_private(dir)?;
     if let (Some(data), Some(col)) = (&a.data, &a.split_by) {
         let text = std::fs::read_to_string(data).with_context(|| format!("cannot read {}", data.display()))?;
         let frame = DataFrame::from_csv_bytes(text.as_bytes(), &data.display().to_string())?;
@@ -135,7 +126,7 @@ pub fn prepare_sites(a: &FedCommon, dir: &Path) -> Result<Vec<(String, PathBuf)>
         let mut out = Vec::new();
         for (name, rows) in groups {
             let path = dir.join(format!("{name}.csv"));
-            std::fs::write(&path, format!("{header}\n{}\n", rows.join("\n")))?;
+            crate::workdir::write_private(&path, format!("{header}\n{}\n", rows.join("\n")))?;
             out.push((name, path));
         }
         return Ok(out);
@@ -152,8 +143,7 @@ pub fn prepare_sites(a: &FedCommon, dir: &Path) -> Result<Vec<(String, PathBuf)>
         if out.iter().any(|(n, _)| n == name) {
             bail!("--site `{s}`: site `{name}` is named twice");
         }
-        let path = dir.join(format!("{name}.csv"));
-        std::fs::copy(file, &path).with_context(|| format!("--site `{s}`: cannot read {file}"))?;
+        let path = std::fs::canonicalize(file).with_context(|| format!("--site `{s}`: cannot read {file}"))?;
         out.push((name.to_owned(), path));
     }
     Ok(out)
@@ -180,10 +170,11 @@ fn toml_path(p: &Path) -> String {
 
 fn spawn(args: &[&str], log: &Path) -> Result<ChildGuard> {
     let exe = std::env::current_exe()?;
-    let out = std::fs::File::create(log)?;
+    let out = crate::workdir::create_private(log)?;
     let err = out.try_clone()?;
-    let child = Command::new(exe).args(args).stdin(Stdio::null()).stdout(out).stderr(err).spawn()?;
-    Ok(ChildGuard(child))
+    let mut cmd = Command::new(exe);
+    cmd.args(args).stdout(out).stderr(err);
+    ChildGuard::spawn(cmd)
 }
 
 /// Writes keys and configs for `sites` into `work`; returns the coordinator config path.
@@ -205,7 +196,7 @@ pub fn write_federation(
         name: "seh federate".into(),
     })?;
     for d in ["state", "logs", "config"] {
-        std::fs::create_dir_all(work.join(d))?;
+        crate::workdir::create_dir_private(&work.join(d))?;
     }
     let fed = keys.join("federation.json");
     let ca = keys.join("ca.der");
@@ -294,12 +285,11 @@ pub fn start_coordinator(work: &Path, log_name: &str, config_name: &str) -> Resu
     let config = work.join("config").join(config_name);
     let ready = work.join("state/coordinator.ready.json");
     let _ = std::fs::remove_file(&ready);
-    let mut child =
-        spawn(&["coordinator", "--config", &config.display().to_string()], &work.join("logs").join(log_name))?;
+    let child = spawn(&["coordinator", "--config", &config.display().to_string()], &work.join("logs").join(log_name))?;
     let start = Instant::now();
     while !ready.exists() {
-        if let Some(status) = child.0.try_wait()? {
-            bail!("coordinator exited ({status}); see {}", work.join("logs").join(log_name).display());
+        if let Some(status) = child.try_wait()? {
+            bail!("the coordinator stopped ({status}): {}", last_error(&work.join("logs").join(log_name)));
         }
         if start.elapsed() > Duration::from_secs(30) {
             bail!("coordinator did not start within 30 s");
@@ -307,6 +297,33 @@ pub fn start_coordinator(work: &Path, log_name: &str, config_name: &str) -> Resu
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(child)
+}
+
+/// Stops the run with the site's own error when a node has exited: with a failure status (a site
+/// that cannot load its data, policy or store exits at once, naming the file and line), or at all
+/// when `any_exit` (during the key ceremony no node has a reason to end). A node that ends
+/// cleanly in a study (fault injection) is left to the protocol's dropout handling.
+pub fn check_nodes(work: &Path, names: &[String], nodes: &[ChildGuard], any_exit: bool) -> Result<()> {
+    for (name, node) in names.iter().zip(nodes) {
+        if let Some(status) = node.try_wait()? {
+            if any_exit || !status.success() {
+                bail!("site `{name}` stopped ({status}): {}", last_error(&work.join(format!("logs/{name}.log"))));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a stopped process said last: its `seh: error:` line, else the end of its log (read
+/// before a temporary workdir is removed with the log).
+pub fn last_error(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    match lines.iter().rev().find_map(|l| l.strip_prefix("seh: error:")) {
+        Some(e) => e.trim().to_owned(),
+        None if lines.is_empty() => format!("nothing in its log {}", log.display()),
+        None => lines[lines.len().saturating_sub(5)..].join("\n"),
+    }
 }
 
 /// Starts the node of site `name`.
@@ -363,7 +380,7 @@ pub fn run_study_with(
     let names: Vec<String> = sites.iter().map(|(n, _)| n.clone()).collect();
     // The sites' key ceremony: the nodes start in enrolment mode, generate the FROST key and sign
     // the roster, then serve the study once the coordinator below is up.
-    let (_nodes, ceremony) = crate::ceremony_cmd::federate_ceremony(&work, &names)?;
+    let (nodes, ceremony) = crate::ceremony_cmd::federate_ceremony(&work, &names)?;
     let faulty = a.debug_coordinator_exit_after.is_some();
     let mut coordinator = start_coordinator(
         &work,
@@ -377,8 +394,10 @@ pub fn run_study_with(
     let (release, doc, status) = runtime()?.block_on(async {
         let id = researcher.submit_full(analysis, names.clone(), threshold, aggregation, a.dp_epsilon).await?;
         let s = loop {
+            // A site that stopped with an error ends the run at once, with its message.
+            check_nodes(&work, &names, &nodes, false)?;
             // Supervise the coordinator: a coordinator that died is restarted and resumes from SQLite.
-            if coordinator.0.try_wait()?.is_some() {
+            if coordinator.try_wait()?.is_some() {
                 restarts += 1;
                 if restarts > 3 {
                     bail!("the coordinator keeps exiting; see {}", work.join("logs").display());

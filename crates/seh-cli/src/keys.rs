@@ -148,7 +148,7 @@ pub(crate) fn write_secret(path: &Path, text: &str) -> Result<()> {
 fn write_member(dir: &Path, ca: &FederationCa, name: &str, key: &SigningKey) -> Result<PathBuf> {
     let id = NodeId::parse(name).with_context(|| format!("node id `{name}`"))?;
     let node_dir = dir.join(name);
-    std::fs::create_dir_all(&node_dir)?;
+    crate::workdir::create_dir_private(&node_dir)?;
     let identity = NodeIdentity::new(id, key.clone());
     let creds = ca.issue(&identity).with_context(|| format!("certificate for `{name}`"))?;
     std::fs::write(node_dir.join("cert.der"), creds.leaf_der().unwrap_or_default())?;
@@ -162,7 +162,7 @@ pub fn init(a: &KeysInitArgs) -> Result<()> {
     if a.dir.join("federation.json").exists() {
         bail!("{} already holds a federation.json", a.dir.display());
     }
-    std::fs::create_dir_all(&a.dir)?;
+    crate::workdir::create_dir_private(&a.dir)?;
     let t = a.threshold.unwrap_or((a.sites.len() / 2 + 1).max(2) as u16);
     let mut rng = rand::rngs::OsRng;
     let (file, secrets) = setup::identities(&a.name, &a.coordinator, &a.sites, &a.researchers, t, &mut rng)?;
@@ -204,10 +204,30 @@ fn pkcs8(key: &SigningKey) -> Vec<u8> {
     der
 }
 
-/// Loads `dir/name`, `dir/identity.key`, `dir/cert.der`.
+/// Refuses a private key file that its group or others may read or write, naming the file, its
+/// mode and the fix (`seh keys init` and the key ceremony write them 0600).
+pub fn check_private(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            bail!(
+                "{}: mode {mode:04o} gives group/other access to a private key; refusing to use it. \
+                 Run `chmod 600 {}` (and check who may have read it)",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Loads `dir/name`, `dir/identity.key` (which must be owner-only), `dir/cert.der`.
 pub fn load_identity(dir: &Path) -> Result<Identity> {
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).with_context(|| format!("{}", dir.join(f).display()));
     let name = read("name")?.trim().to_owned();
+    check_private(&dir.join("identity.key"))?;
     let seed = hex::decode_array::<32>(read("identity.key")?.trim())
         .with_context(|| format!("{}: not a 64-hex-character key", dir.join("identity.key").display()))?;
     let key = SigningKey::from_bytes(&seed);
@@ -216,10 +236,13 @@ pub fn load_identity(dir: &Path) -> Result<Identity> {
     Ok(Identity { name, key, tls })
 }
 
-/// Loads a site's FROST share from `dir/frost.share`; `None` if the file does not exist (the site
+/// Loads a site's FROST share from `dir/frost.share` (which must be owner-only); `None` if the file does not exist (the site
 /// has not taken part in a key ceremony yet).
 pub fn load_frost_share(dir: &Path) -> Result<Option<seh_crypto::frost::KeyShare>> {
     let path = dir.join("frost.share");
+    if path.exists() {
+        check_private(&path)?;
+    }
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => zeroize::Zeroizing::new(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

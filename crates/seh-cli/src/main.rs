@@ -23,6 +23,7 @@ mod fit;
 mod he_key_cmd;
 mod keys;
 mod keys_gen;
+mod lifecycle;
 mod node_cmd;
 mod output;
 mod policy_cmd;
@@ -41,6 +42,10 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Set by `seh federate`/`seh demo`/`seh bench` on the processes they start: exit when
+    /// standard input (a pipe from the launcher) reaches end-of-file, i.e. when the launcher ends.
+    #[arg(long, global = true, hide = true)]
+    exit_with_parent: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,7 +95,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const EXIT_FAILURE: u8 = 2;
 
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    if cli.exit_with_parent {
+        lifecycle::exit_when_stdin_closes();
+    }
+    let result = match cli.command {
         None => {
             use clap::CommandFactory;
             Cli::command().print_help().map_err(anyhow::Error::from)

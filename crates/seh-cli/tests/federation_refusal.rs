@@ -36,7 +36,14 @@ fn sign_with_test_dealer(dir: &Path) {
     std::fs::write(dir.join("federation.json"), serde_json::to_string_pretty(&signed).unwrap()).unwrap();
     for (name, share) in shares {
         let hex = seh_protocol::hex::encode(&share.to_secret_bytes().unwrap());
-        std::fs::write(dir.join(name).join("frost.share"), hex).unwrap();
+        std::fs::write(dir.join(&name).join("frost.share"), hex).unwrap();
+        // Key files must be owner-only (`seh` refuses others).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let share = dir.join(&name).join("frost.share");
+            std::fs::set_permissions(share, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
     }
 }
 

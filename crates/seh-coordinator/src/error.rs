@@ -6,6 +6,14 @@ pub enum CoordinatorError {
     /// The SQLite store failed.
     #[error("study store: {0}")]
     Store(String),
+    /// The database file cannot be used (empty, not SQLite, corrupt, not a coordinator's).
+    #[error("coordinator database {}: {reason}", path.display())]
+    Database {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// A study with this id exists already.
     #[error("study {0} exists already")]
     Duplicate(String),

@@ -128,6 +128,14 @@ pub async fn run(config: CoordinatorConfig, ready: impl FnOnce(BoundAddrs)) -> R
     let store = Arc::new(Mutex::new(Store::open(&config.db_path)?));
     let audit = Audit::open(&config.audit_path, config.key.clone(), &config.federation.coordinator_name)?;
     audit.record(EntryKind::System, json!({ "event": "start" }));
+    // A stored study whose row no longer decodes is set aside with the reason; the rest run.
+    for q in lock(&store).quarantine_corrupt()? {
+        eprintln!("seh coordinator: study {} quarantined: {}", q.study_id, q.reason);
+        audit.record(
+            EntryKind::System,
+            json!({ "study": q.study_id, "event": "study quarantined", "reason": q.reason }),
+        );
+    }
     let (study_tx, mut study_rx) = mpsc::unbounded_channel::<String>();
     let handler = Arc::new(researcher::Handler {
         store: store.clone(),

@@ -112,7 +112,19 @@ impl HeKeyStore {
     pub fn open(&self, path: &Path) -> Result<HeKeyRecord, NodeError> {
         let study_id = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_owned();
         self.path_of(&study_id).map_err(|_| state_err(path, "the file name is not `<study id>.hekey`"))?;
-        let len = std::fs::metadata(path).map_err(|e| state_err(path, e.to_string()))?.len();
+        let meta = std::fs::metadata(path).map_err(|e| state_err(path, e.to_string()))?;
+        #[cfg(unix)]
+        {
+            let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777;
+            if mode & 0o077 != 0 {
+                let fix = format!(
+                    "mode {mode:04o} gives group/other access to a key share; run `chmod 600 {}`",
+                    path.display()
+                );
+                return Err(state_err(path, fix));
+            }
+        }
+        let len = meta.len();
         if len > MAX_FILE_BYTES {
             return Err(state_err(path, "threshold-HE key file is too large"));
         }

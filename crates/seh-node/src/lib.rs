@@ -169,13 +169,17 @@ pub fn save_finished(path: &Path, writer: &str, finished: &FinishedStudies) -> R
         .map_err(|e| NodeError::State { path: path.to_owned(), reason: e.to_string() })
 }
 
-/// Writes `text` to `path` atomically (temporary file, fsync, rename).
+/// Writes `text` to `path` atomically (temporary file, fsync, rename), owner-only (0600).
 fn write_state(path: &Path, text: Vec<u8>) -> Result<(), NodeError> {
     let err = |e: std::io::Error| NodeError::State { path: path.to_owned(), reason: e.to_string() };
     let tmp = path.with_extension("tmp");
     {
         use std::io::Write;
-        let mut f = std::fs::File::create(&tmp).map_err(err)?;
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        let mut f = o.open(&tmp).map_err(err)?;
         f.write_all(&text).map_err(err)?;
         f.sync_all().map_err(err)?;
     }

@@ -219,7 +219,12 @@ impl BudgetLedger {
         let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let tmp = dir.join(format!(".{name}.tmp"));
         {
-            let mut f = File::create(&tmp).map_err(io("create temp file"))?;
+            // Owner-only: the ledger names researchers and what they spent.
+            let mut o = fs::OpenOptions::new();
+            o.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+            let mut f = o.open(&tmp).map_err(io("create temp file"))?;
             f.write_all(&bytes).map_err(io("write temp file"))?;
             f.sync_all().map_err(io("fsync temp file"))?;
         }
