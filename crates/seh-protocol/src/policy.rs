@@ -72,6 +72,9 @@ pub struct Admitted {
     pub consent: SiteOnly<ConsentFilterAudit>,
     /// Model analyses: the model description sent with the decision (no values).
     pub model: Option<ModelInfo>,
+    /// The DP noise this site adds (describe only): the study's `dp_epsilon`, or the policy's
+    /// `dp.epsilon_per_query` when the policy requires DP and the study names none.
+    pub dp: Option<DpRequest>,
     admission: Admission,
 }
 
@@ -163,7 +166,22 @@ impl SiteGovernance {
             purpose: Purpose::act_reason(&spec.purpose),
             n_parameters,
             time_grid,
-            dp: spec.dp_epsilon.map(|epsilon| DpRequest { epsilon, delta: spec.dp_delta.unwrap_or(DEFAULT_DP_DELTA) }),
+            dp: self.dp_request(spec),
+        }
+    }
+
+    /// The DP noise of `spec` at this site: the study's `dp_epsilon` (δ: `dp_delta` or
+    /// [`DEFAULT_DP_DELTA`]); for a describe study without one, the policy's per-query ε and
+    /// δ = min([`DEFAULT_DP_DELTA`], `dp.delta_per_query`) when the policy requires DP (the
+    /// example and generated policies do). `None`: no noise.
+    pub fn dp_request(&self, spec: &StudySpec) -> Option<DpRequest> {
+        let dp = self.policy.dp();
+        match (spec.dp_epsilon, &spec.analysis) {
+            (Some(epsilon), _) => Some(DpRequest { epsilon, delta: spec.dp_delta.unwrap_or(DEFAULT_DP_DELTA) }),
+            (None, Analysis::Describe(_)) if dp.required => {
+                Some(DpRequest { epsilon: dp.epsilon_per_query, delta: DEFAULT_DP_DELTA.min(dp.delta_per_query) })
+            }
+            _ => None,
         }
     }
 
@@ -214,6 +232,13 @@ impl SiteGovernance {
         if let seh_policy::Decision::Refuse { rule, reason } = seh_policy::policy::decide(&self.policy, &req) {
             return Ok(Err(Refusal { rule, reason }.into()));
         }
+        if let Analysis::Describe(d) = &spec.analysis {
+            for h in &d.histograms {
+                if let Err(r) = seh_policy::policy::check_histogram(&self.policy, h.lo, h.hi, h.bins) {
+                    return Ok(Err(r.into()));
+                }
+            }
+        }
         if let Some(dp) = req.dp {
             match &self.ledger {
                 None => return Ok(Err(Refused::Study("this site keeps no privacy-budget ledger".into()))),
@@ -236,10 +261,18 @@ impl SiteGovernance {
                     Ok(f) => f,
                     Err(e) => return Ok(Err(Refused::Study(format!("the model does not fit this site's data: {e}")))),
                 };
-                let info = match crate::fed::site::model_info(a, &frame) {
+                let mut info = match crate::fed::site::model_info(a, &frame) {
                     Ok(i) => i,
                     Err(e) => return Ok(Err(Refused::Study(format!("the model does not fit this site's data: {e}")))),
                 };
+                // Small strata (KM groups, log-rank groups, Cox strata, GLM 0/1 columns) at this
+                // site, and the floor the pooled release must respect.
+                let floors = self.policy.disclosure();
+                let glm = matches!(a, Analysis::Glm(_));
+                if let Err(reason) = crate::fed::strata::site_check(&fr, glm, floors.min_cell_count) {
+                    return Ok(Err(Refusal { rule: seh_policy::Rule::MinCellCount, reason }.into()));
+                }
+                info.min_count = floors.min_cell_count.max(floors.min_risk_set);
                 let risk = match a {
                     Analysis::Cox(c) if c.mode == crate::fed::CoxMode::Pooled => Some(c.min_risk_set),
                     _ => None,
@@ -254,7 +287,7 @@ impl SiteGovernance {
         let req = StudyRequest { n_parameters, ..req };
         let disclosure = DisclosureRequest { min_risk_set };
         Ok(match seh_policy::admit(&self.policy, &req, &disclosure, usable) {
-            Ok(admission) => Ok(Admitted { data: frame, consent, model, admission }),
+            Ok(admission) => Ok(Admitted { data: frame, consent, model, dp: req.dp, admission }),
             Err(r) => Err(r.into()),
         })
     }
@@ -273,13 +306,12 @@ impl SiteGovernance {
         admitted: &Admitted,
         words: Vec<u64>,
     ) -> Result<Releasable<Zeroizing<Vec<u64>>>, ProtocolError> {
-        let (Some(epsilon), Analysis::Describe(d)) = (spec.dp_epsilon, &spec.analysis) else {
+        let (Some(DpRequest { epsilon, delta }), Analysis::Describe(d)) = (admitted.dp, &spec.analysis) else {
             return Ok(admitted.admission.contribution(Zeroizing::new(words)));
         };
         if let Some(v) = self.noisy.get(study_id) {
             return Ok(admitted.admission.contribution(Zeroizing::new(v.clone())));
         }
-        let delta = spec.dp_delta.unwrap_or(DEFAULT_DP_DELTA);
         let positions = count_positions(d);
         if words.len() != describe::vector_len(d) {
             return Err(ProtocolError::invalid("contribution", "words", "length differs from the study layout"));
@@ -299,11 +331,26 @@ impl SiteGovernance {
         for (&p, &c) in positions.iter().zip(noisy.get()) {
             out[p] = c as u64;
         }
+        // The DP flag: this site noised its counts.
+        if let Some(flag) = out.last_mut() {
+            *flag = 1;
+        }
         if self.noisy.len() >= 16 {
             self.noisy.pop_first();
         }
         self.noisy.insert(study_id.to_owned(), out.clone());
         Ok(admitted.admission.contribution(Zeroizing::new(out)))
+    }
+}
+
+impl SiteGovernance {
+    /// Checks a model release before this site co-signs it: a KM release's strata and risk
+    /// sets against this site's floors ([`crate::fed::strata::check_release`]). Errors name the
+    /// rule.
+    pub fn check_model_release(&self, kind: &str, model: Option<&serde_json::Value>) -> Result<(), String> {
+        let d = self.policy.disclosure();
+        crate::fed::strata::check_release(kind, model, d.min_cell_count.max(d.min_risk_set))
+            .map_err(|e| format!("refused by `{}`: {e}", crate::fed::strata::RULE))
     }
 }
 
@@ -337,19 +384,36 @@ fn count_positions(d: &DescribeSpec) -> Vec<usize> {
 }
 
 /// The coordinator's release of a describe study from the secure `sum`: as
-/// [`describe::release`], and under DP (`spec.dp_epsilon`) first clamps the noisy counts at zero
+/// [`describe::release`]; when any site noised its counts (the summed DP flag, see
+/// [`describe`]) or the study asks for DP, first clamps the noisy counts at zero
 /// (post-processing) and releases no means or variances (their sums were not contributed).
+///
+/// Errors: the wrong length, or DP noise from fewer than the study's threshold `t` of sites
+/// (each site adds σ²/t, so fewer than `t` noisy shares would not reach the calibrated σ²; this
+/// happens when only some sites' policies require DP: give `dp_epsilon` so every site noises).
 pub fn release_describe(
     spec: &StudySpec,
     d: &DescribeSpec,
     sum: &[u64],
     min_cell_count: u64,
 ) -> Result<DescribeResult, ProtocolError> {
-    if spec.dp_epsilon.is_none() {
-        return describe::release(d, sum, min_cell_count);
-    }
     if sum.len() != describe::vector_len(d) {
         return Err(ProtocolError::invalid("aggregate", "sum", "length differs from the study layout"));
+    }
+    let noised = describe::dp_sites(sum);
+    if spec.dp_epsilon.is_none() && noised == 0 {
+        return describe::release(d, sum, min_cell_count);
+    }
+    if noised < u64::from(spec.threshold) {
+        return Err(ProtocolError::invalid(
+            "differential privacy",
+            "dp_epsilon",
+            format!(
+                "only {noised} of the contributing sites added DP noise and the noise needs at least the threshold {}; \
+                 give dp_epsilon so that every site adds its share",
+                spec.threshold
+            ),
+        ));
     }
     let mut clamped = sum.to_vec();
     for p in count_positions(d) {
@@ -382,7 +446,7 @@ mod tests {
             p,
             vec![0, COLUMN_WORDS, 2 * COLUMN_WORDS, 2 * COLUMN_WORDS + 1, 2 * COLUMN_WORDS + 2, 2 * COLUMN_WORDS + 3]
         );
-        assert_eq!(*p.last().unwrap() + 1, describe::vector_len(&d));
+        assert_eq!(*p.last().unwrap() + 1 + describe::DP_FLAG, describe::vector_len(&d));
         // Layout check against real data: the count words hold the counts.
         let data = DataFrame::from_columns(vec![("x", vec![0.1, 0.9, f64::NAN]), ("y", vec![1.0, 2.0, 3.0])]).unwrap();
         let v = describe::local_vector(&d, &data).unwrap();

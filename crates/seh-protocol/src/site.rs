@@ -510,6 +510,9 @@ impl SiteMachine {
                 {
                     return bad("result", "violates this site's minimum cell count");
                 }
+                if let Err(e) = self.gov.check_model_release(&doc.analysis, doc.model.as_ref()) {
+                    return bad("model", &e);
+                }
                 out.push(audit(
                     AuditKind::Request,
                     study_id,
