@@ -82,6 +82,7 @@ fn temp(tag: &str) -> PathBuf {
 }
 
 fn machines(f: &Fed, data: &[DataFrame], pol: &SitePolicy, ledgers: &std::path::Path) -> BTreeMap<PartyId, SiteMachine> {
+    std::fs::create_dir_all(ledgers).unwrap();
     let mut out = BTreeMap::new();
     for (i, d) in data.iter().enumerate() {
         let (key, share) = f.sites[i].clone();
@@ -382,7 +383,7 @@ fn km_data(lonely_at: &[usize]) -> Vec<DataFrame> {
                 status[0] = 1.0;
             }
             let sex: Vec<f64> = (0..n).map(|i| (i % 2) as f64).collect();
-            let rare: Vec<f64> = (0..n).map(|i| (s == 0 && i < 2) as u8 as f64).collect();
+            let rare: Vec<f64> = (0..n).map(|i| (i == 1) as u8 as f64).collect();
             DataFrame::from_columns(vec![("time", time), ("status", status), ("g", g), ("sex", sex), ("rare", rare)])
                 .unwrap()
         })
@@ -469,7 +470,7 @@ fn small_glm_factor_levels_and_cox_strata_are_refused() {
     let data = km_data(&[0]);
     let pol = policy(&f, |t| t);
     let mut sites = machines(&f, &data, &pol, &dir);
-    // A 0/1 column with two ones at site 0 (and none elsewhere).
+    // A 0/1 column with one 1 at each site (three pooled).
     let glm = serde_json::json!({ "formula": "status ~ sex + rare", "family": "binomial" });
     let err = run(&f, &mut sites, &study(Analysis::Glm(serde_json::from_value(glm).unwrap()), 60)).unwrap_err();
     assert!(err.contains("`disclosure.min_cell_count`"), "{err}");
