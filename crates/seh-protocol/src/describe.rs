@@ -282,12 +282,42 @@ mod tests {
         let a = DataFrame::from_columns(vec![("x", vec![1.0, 2.0, 3.0, 7.0, 12.0])]).unwrap();
         let r = pooled(&spec(), &a, 3).unwrap();
         assert_eq!(r.columns[0].n, Some(5));
-        assert_eq!(r.histograms[0].counts, vec![Some(3), None]);
+        // Primary: [5, 10] (1) and above (1). Their total, n − 3 − 0 = 2, would isolate two
+        // patients, so the smallest visible non-zero cell is hidden too.
+        assert_eq!(r.histograms[0].counts, vec![None, None]);
         assert_eq!((r.histograms[0].below, r.histograms[0].above), (Some(0), None));
-        assert_eq!(r.suppressed, 2);
+        assert_eq!(r.suppressed, 3);
         assert!(respects_min_count(&r, 3));
+        // The old release (only the primary cells hidden) is refused by a co-signing site.
+        let mut old = r.clone();
+        old.histograms[0].counts[0] = Some(3);
+        assert!(!respects_min_count(&old, 3));
         let r6 = pooled(&spec(), &a, 6).unwrap();
         assert_eq!(r6.columns[0], ColumnSummary { column: "x".into(), n: None, mean: None, variance: None, sd: None });
         assert!(!respects_min_count(&pooled(&spec(), &a, 1).unwrap(), 3));
+    }
+
+    #[test]
+    fn a_single_suppressed_cell_is_not_n_minus_the_others() {
+        // The reported case: "above" holds one patient; every other cell is released.
+        let x = vec![1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 6.0, 6.0, 6.0, 12.0];
+        let a = DataFrame::from_columns(vec![("x", x)]).unwrap();
+        let r = pooled(&spec(), &a, 3).unwrap();
+        let h = &r.histograms[0];
+        assert_eq!(r.columns[0].n, Some(10));
+        assert_eq!((h.counts.clone(), h.below, h.above), (vec![Some(6), None], Some(0), None));
+        // What the researcher derives: the two hidden cells hold 4 patients together, no more.
+        let visible: u64 = h.counts.iter().flatten().sum::<u64>() + h.below.unwrap_or(0);
+        assert_eq!(r.columns[0].n.unwrap() - visible, 4);
+        assert!(respects_min_count(&r, 3));
+        // The old release (above alone hidden: 10 − 6 − 3 − 0 = 1) fails the co-sign check.
+        let mut old = r.clone();
+        old.histograms[0].counts[1] = Some(3);
+        assert!(!respects_min_count(&old, 3));
+        // A histogram whose column is not listed uses its own total the same way.
+        let s2 = DescribeSpec { columns: vec![], histograms: spec().histograms };
+        let r2 = pooled(&s2, &a, 3).unwrap();
+        assert_eq!(r2.histograms[0].counts, vec![Some(6), None]);
+        assert_eq!(r2.histograms[0].above, None);
     }
 }

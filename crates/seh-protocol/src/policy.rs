@@ -251,6 +251,7 @@ impl SiteGovernance {
             }
         }
         let (frame, consent) = self.consented(study_id, spec, data)?;
+        let mut small = None;
         let (usable, model, min_risk_set) = match &spec.analysis {
             Analysis::Describe(d) => match describe_rows(d, &frame) {
                 Ok(n) => (n, None, None),
@@ -265,14 +266,10 @@ impl SiteGovernance {
                     Ok(i) => i,
                     Err(e) => return Ok(Err(Refused::Study(format!("the model does not fit this site's data: {e}")))),
                 };
-                // Small strata (KM groups, log-rank groups, Cox strata, GLM 0/1 columns) at this
-                // site, and the floor the pooled release must respect.
+                // The floor the pooled release must respect (small strata: fed::strata).
                 let floors = self.policy.disclosure();
-                let glm = matches!(a, Analysis::Glm(_));
-                if let Err(reason) = crate::fed::strata::site_check(&fr, glm, floors.min_cell_count) {
-                    return Ok(Err(Refusal { rule: seh_policy::Rule::MinCellCount, reason }.into()));
-                }
                 info.min_count = floors.min_cell_count.max(floors.min_risk_set);
+                small = crate::fed::strata::site_check(&fr, matches!(a, Analysis::Glm(_)), floors.min_cell_count).err();
                 let risk = match a {
                     Analysis::Cox(c) if c.mode == crate::fed::CoxMode::Pooled => Some(c.min_risk_set),
                     _ => None,
@@ -286,9 +283,12 @@ impl SiteGovernance {
         };
         let req = StudyRequest { n_parameters, ..req };
         let disclosure = DisclosureRequest { min_risk_set };
-        Ok(match seh_policy::admit(&self.policy, &req, &disclosure, usable) {
-            Ok(admission) => Ok(Admitted { data: frame, consent, model, dp: req.dp, admission }),
-            Err(r) => Err(r.into()),
+        // Small strata (KM and log-rank groups, Cox strata, GLM 0/1 columns) at this site are
+        // refused after the subset and model-size rules.
+        Ok(match (seh_policy::admit(&self.policy, &req, &disclosure, usable), small) {
+            (Ok(_), Some(reason)) => Err(Refusal { rule: seh_policy::Rule::MinCellCount, reason }.into()),
+            (Ok(admission), None) => Ok(Admitted { data: frame, consent, model, dp: req.dp, admission }),
+            (Err(r), _) => Err(r.into()),
         })
     }
 
@@ -436,7 +436,7 @@ mod tests {
     #[test]
     fn count_positions_match_the_describe_layout() {
         let one = DescribeSpec { columns: vec!["x".into()], histograms: vec![] };
-        assert_eq!(describe::vector_len(&one), COLUMN_WORDS);
+        assert_eq!(describe::vector_len(&one), COLUMN_WORDS + describe::DP_FLAG);
         let d = DescribeSpec {
             columns: vec!["x".into(), "y".into()],
             histograms: vec![HistogramSpec { column: "x".into(), lo: 0.0, hi: 1.0, bins: 2 }],
