@@ -15,7 +15,9 @@
 //!    and the remaining DP budget;
 //! 4. the contribution: with DP (describe only), noise is drawn after charging the ledger.
 //!
-//! **DP for describe** (`dp_epsilon`): the released counts — per column the number of
+//! **DP for describe** (`dp_epsilon`, or by default: a policy with `dp.required` noises every
+//! describe study, with its `dp.epsilon_per_query` when the study names none; see
+//! [`SiteGovernance::dp_request`]): the released counts — per column the number of
 //! non-missing values, and every histogram bin — get *distributed* discrete Gaussian noise: each
 //! site adds its own share with variance σ²/t (t = the study's threshold, the fewest sites a
 //! result can have), so the securely summed noise has variance at least σ², with σ calibrated
@@ -293,7 +295,7 @@ impl SiteGovernance {
     }
 
     /// This site's contribution `words` to the secure sum of admitted study `spec`, as a value
-    /// that may leave the site. With `dp_epsilon` (describe only) the ledger is charged first
+    /// that may leave the site. With DP ([`Admitted::dp`], describe only) the ledger is charged first
     /// (once per study) and the count words get this site's share of the noise; the same noisy
     /// vector is returned if the study asks again.
     ///
