@@ -253,7 +253,8 @@ fn generated_policy_is_the_example_except_where_a_flag_says_otherwise() {
     let (ex, _) = example();
     let kinds = [AnalysisKind::Descriptive, AnalysisKind::Km, AnalysisKind::Cox, AnalysisKind::Glm];
     let researchers = [("r".to_owned(), KEY_A.to_owned())];
-    let gen = |k: u64| SitePolicy::from_toml_str(&open_policy_toml_for(&researchers, &kinds, k, &["HRESCH"]), "g").unwrap();
+    let gen =
+        |k: u64| SitePolicy::from_toml_str(&open_policy_toml_for(&researchers, &kinds, k, &["HRESCH"]), "g").unwrap();
     let g = gen(5);
     assert_eq!(g.disclosure(), ex.disclosure());
     assert_eq!(g.time_grid(), ex.time_grid());

@@ -81,7 +81,12 @@ fn temp(tag: &str) -> PathBuf {
     dir
 }
 
-fn machines(f: &Fed, data: &[DataFrame], pol: &SitePolicy, ledgers: &std::path::Path) -> BTreeMap<PartyId, SiteMachine> {
+fn machines(
+    f: &Fed,
+    data: &[DataFrame],
+    pol: &SitePolicy,
+    ledgers: &std::path::Path,
+) -> BTreeMap<PartyId, SiteMachine> {
     std::fs::create_dir_all(ledgers).unwrap();
     let mut out = BTreeMap::new();
     for (i, d) in data.iter().enumerate() {
@@ -413,7 +418,9 @@ fn pooled_run(a: &Analysis, data: &[DataFrame], min_count: u64) -> Result<Value,
     let mut sums = Vec::new();
     loop {
         match plan(a, &info, &sums).map_err(|e| e.to_string())? {
-            Step::Query(q) => sums.push(wrapping_sum(&data.iter().map(|d| answer(a, &q, d).unwrap()).collect::<Vec<_>>())),
+            Step::Query(q) => {
+                sums.push(wrapping_sum(&data.iter().map(|d| answer(a, &q, d).unwrap()).collect::<Vec<_>>()))
+            }
             Step::Done(v) => return Ok(v),
         }
     }

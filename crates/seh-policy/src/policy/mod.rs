@@ -299,7 +299,12 @@ struct PolicyValues {
     dp_required: bool,
 }
 
-fn policy_text(researchers: &[(String, String)], analyses: &[AnalysisKind], v: &PolicyValues, purposes: &[&str]) -> String {
+fn policy_text(
+    researchers: &[(String, String)],
+    analyses: &[AnalysisKind],
+    v: &PolicyValues,
+    purposes: &[&str],
+) -> String {
     let purposes: Vec<String> = purposes.iter().map(|p| format!("{p:?}")).collect();
     let local = if v.local { "local_verification = true\n" } else { "" };
     let mut t = String::from("version = 1\n");
