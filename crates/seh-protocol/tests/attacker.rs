@@ -275,7 +275,8 @@ fn search(
         // Differencing across widths too: the bin count changes with the study (on a lattice, the
         // largest count up to 1 + q % 4 that divides the number of lattice steps).
         let steps = (mid / STEP).round() as u32;
-        let bins = if snapped { (1..=1 + q % 4).rev().find(|b| steps % b == 0).unwrap_or(1) } else { 1 + q % 4 };
+        let bins =
+            if snapped { (1..=1 + q % 4).rev().find(|b| steps.is_multiple_of(*b)).unwrap_or(1) } else { 1 + q % 4 };
         let out = run(f, sites, &study(histogram(0.0, mid, bins), first_id + q));
         if let Ok(doc) = &out {
             match above(&doc.result) {
@@ -309,12 +310,10 @@ fn the_bound_moving_search_localises_no_better_than_the_lattice_and_the_budget_s
     let (_, outcomes) = search(&f, &mut sites, 45, 2_000, false);
     let refused_lattice = outcomes.iter().filter(|o| matches!(o, Err(e) if e.contains("`disclosure.min_bin_width`")));
     assert!(refused_lattice.count() >= 40, "{outcomes:?}");
-    for o in &outcomes {
-        if let Ok(doc) = o {
-            let h = &doc.result.histograms[0];
-            for edge in [h.lo, h.hi] {
-                assert_eq!(edge.rem_euclid(STEP), 0.0, "a released edge off the lattice: {edge}");
-            }
+    for doc in outcomes.iter().flatten() {
+        let h = &doc.result.histograms[0];
+        for edge in [h.lo, h.hi] {
+            assert_eq!(edge.rem_euclid(STEP), 0.0, "a released edge off the lattice: {edge}");
         }
     }
     // ...and a researcher who snaps every bound to the lattice gets at most ε_total / ε_query = 10
