@@ -35,7 +35,7 @@ fn federate(work: &Path, input: &Path, extra: &[&str]) -> serde_json::Value {
         .args(["federate", "describe", "--data"])
         .arg(input)
         .args(["--split-by", "site", "--columns", "x,y", "--histogram", "x:0:40:4", "--threshold", "3"])
-        .args(["--min-cell-count", "3", "--format", "json", "--workdir"])
+        .args(["--min-cell-count", "2", "--format", "json", "--workdir"])
         .arg(work.join("fed"))
         .args(extra)
         .output()
@@ -54,7 +54,7 @@ fn spec() -> DescribeSpec {
 fn expected(input: &Path, sites: &[f64]) -> DescribeResult {
     let all = DataFrame::from_csv_bytes(&std::fs::read(input).unwrap(), "input").unwrap();
     let rows: Vec<usize> = (0..all.nrows()).filter(|&r| sites.contains(&all.column("site").unwrap()[r])).collect();
-    pooled(&spec(), &all.take_rows(&rows), 3).unwrap()
+    pooled(&spec(), &all.take_rows(&rows), 2).unwrap()
 }
 
 fn assert_matches(got: &serde_json::Value, want: &DescribeResult) {

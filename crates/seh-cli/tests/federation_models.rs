@@ -128,7 +128,8 @@ fn pooled_cox_over_processes_equals_r_pooled_and_local_fit() {
 
 #[test]
 fn pooled_cox_default_policy_merges_small_risk_sets_and_says_so() {
-    let args = ["federate", "cox", "--formula", "Surv(time, status) ~ age + sex + ph.ecog"];
+    // The default policy allows no exact event-time grid: a 30-day grid (its minimum step).
+    let args = ["federate", "cox", "--formula", "Surv(time, status) ~ age + sex + ph.ecog", "--time-resolution", "30"];
     let v = federate("merge", "lung", "site3", &args);
     assert_eq!(v["federation"]["grid"]["min_risk_set"], 5);
     assert_eq!(v["federation"]["grid"]["merged"], true);
@@ -138,7 +139,8 @@ fn pooled_cox_default_policy_merges_small_risk_sets_and_says_so() {
 
 #[test]
 fn km_and_logrank_over_processes_equal_r() {
-    let args = ["federate", "km", "--formula", "Surv(time, status) ~ sex"];
+    // A local verification run (exact event times; the default policy refuses them by `time_grid`).
+    let args = ["federate", "km", "--formula", "Surv(time, status) ~ sex", "--min-cell-count", "1"];
     let v = federate("km", "lung_full", "site3", &args);
     let want = reference("km_lung_sex");
     for (s, w) in v["strata"].as_array().unwrap().iter().zip(want["strata"].as_array().unwrap()) {
@@ -183,7 +185,7 @@ fn logistic_over_processes_equals_r() {
 fn he_aggregation_gives_the_secagg_fit_and_r() {
     // Threshold HE end to end: per-study collective key among the three node processes, encrypted
     // rounds, t-of-n decryption. The sums equal SecAgg+'s word for word, so the fits are identical.
-    let args = ["federate", "cox", "--formula", HEART, "--mode", "pooled", "--min-risk-set", "3"];
+    let args = ["federate", "cox", "--formula", HEART, "--mode", "pooled", "--min-risk-set", "1"];
     let he = federate("he", "heart", "site3", &[&args[..], &["--aggregation", "he"]].concat());
     let sa = federate("he-secagg", "heart", "site3", &args);
     assert_eq!(he["federation"]["aggregation"], "he");
@@ -208,8 +210,8 @@ fn extra(name: &str) -> Value {
 #[test]
 fn pooled_cluster_and_tt_over_processes_reproduce_r() {
     let heart = "Surv(start, stop, event) ~ age + year + surgery + transplant + cluster(id)";
-    let v = federate("cluster", "heart", "site3", &["federate", "cox", "--formula", heart, "--min-risk-set", "3"]);
-    // k = 3 (the policy floor) merges nothing on these data, so the fit is R's.
+    // A local verification run: exact event-time grids (the default policy refuses them).
+    let v = federate("cluster", "heart", "site3", &["federate", "cox", "--formula", heart, "--min-risk-set", "1"]);
     assert_eq!(v["federation"]["grid"]["exact"], true);
     let want = extra("heart_efron_cluster");
     compare_cox(&v, &want, "heart cluster(id)");
@@ -219,7 +221,7 @@ fn pooled_cluster_and_tt_over_processes_reproduce_r() {
     }
     assert!(v["federation"]["robust"].as_str().unwrap().contains("must not span sites"));
     let rossi = "Surv(week, arrest) ~ fin + age + prio + tt(age)";
-    let args = ["federate", "cox", "--formula", rossi, "--tt", "x * log(t)", "--min-risk-set", "3"];
+    let args = ["federate", "cox", "--formula", rossi, "--tt", "x * log(t)", "--min-risk-set", "1"];
     let v = federate("tt", "rossi", "site5", &args);
     assert_eq!(v["federation"]["grid"]["exact"], true);
     compare_cox(&v, &extra("rossi_efron_tt"), "rossi tt(age)");

@@ -79,7 +79,7 @@ fn a_stored_round_is_released_later_plain_and_key_switched_with_two_of_five_node
         "--threshold",
         "3",
         "--min-cell-count",
-        "3",
+        "2",
         "--aggregation",
         "he",
         "--round-timeout",

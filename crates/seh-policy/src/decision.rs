@@ -24,6 +24,9 @@ pub enum Rule {
     MinRiskSet,
     /// The site's usable rows are below `disclosure.min_subset_size`.
     MinSubsetSize,
+    /// A histogram's bounds or bin width are not on the public lattice of
+    /// `disclosure.min_bin_width` (or a column has more than one histogram in a study).
+    HistogramLattice,
     /// The model has more parameters than `disclosure.max_parameters_per_row` × n.
     ModelSize,
     /// The study's time grid is finer than `time_grid.min_step` allows.
@@ -49,6 +52,7 @@ impl Rule {
             Rule::MinCellCount => "disclosure.min_cell_count",
             Rule::MinRiskSet => "disclosure.min_risk_set",
             Rule::MinSubsetSize => "disclosure.min_subset_size",
+            Rule::HistogramLattice => "disclosure.min_bin_width",
             Rule::ModelSize => "disclosure.max_parameters_per_row",
             Rule::TimeGridTooFine => "time_grid",
             Rule::DpRequired => "dp.required",

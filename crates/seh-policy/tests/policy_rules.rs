@@ -109,7 +109,10 @@ fn each_rule_refuses_with_its_reason() {
     // DP required.
     let (_, text) = example();
     let strict = SitePolicy::from_toml_str(&with_line(&text, "required =", "required = true"), "p").unwrap();
-    assert_eq!(refused_by(decide(&strict, &StudyRequest { dp: None, ..request() })), Rule::DpRequired);
+    let describe = StudyRequest { analysis: AnalysisKind::Descriptive, dp: None, ..request() };
+    assert_eq!(refused_by(decide(&strict, &describe)), Rule::DpRequired);
+    // Models have no DP mechanism: `dp.required` governs descriptive releases only.
+    assert!(decide(&strict, &StudyRequest { dp: None, ..request() }).is_accept());
     assert!(decide(&p, &StudyRequest { dp: None, ..request() }).is_accept());
 
     // Data-dependent rules: subset size (10) and model size (0.2 per row).
@@ -242,4 +245,53 @@ fn public_keys_accept_hex_and_base64_and_reject_garbage() {
     assert!(parse_public_key(KEY_A).is_some());
     assert!(parse_public_key(&KEY_A[..62]).is_none());
     assert!(parse_public_key("not a key").is_none());
+}
+
+#[test]
+fn generated_policy_is_the_example_except_where_a_flag_says_otherwise() {
+    use seh_policy::policy::open_policy_toml_for;
+    let (ex, _) = example();
+    let kinds = [AnalysisKind::Descriptive, AnalysisKind::Km, AnalysisKind::Cox, AnalysisKind::Glm];
+    let researchers = [("r".to_owned(), KEY_A.to_owned())];
+    let gen =
+        |k: u64| SitePolicy::from_toml_str(&open_policy_toml_for(&researchers, &kinds, k, &["HRESCH"]), "g").unwrap();
+    let g = gen(5);
+    assert_eq!(g.disclosure(), ex.disclosure());
+    assert_eq!(g.time_grid(), ex.time_grid());
+    assert_eq!(g.dp(), ex.dp());
+    assert_eq!(g.aggregation(), ex.aggregation());
+    assert!(g.dp().required && !g.time_grid().allow_event_times && g.disclosure().min_bin_width == 5.0);
+    // `--min-cell-count 7`: the two counts, nothing else.
+    let g7 = gen(7);
+    assert_eq!((g7.disclosure().min_cell_count, g7.disclosure().min_risk_set), (7, 7));
+    assert_eq!(g7.disclosure().min_subset_size, ex.disclosure().min_subset_size);
+    assert_eq!((g7.time_grid(), g7.dp()), (ex.time_grid(), ex.dp()));
+    // `--min-risk-set 1`: a local verification run.
+    let l = gen(1);
+    assert!(l.disclosure().local_verification && l.time_grid().allow_event_times && !l.dp().required);
+    assert_eq!((l.disclosure().min_cell_count, l.disclosure().min_bin_width), (1, 0.0));
+}
+
+#[test]
+fn histograms_must_lie_on_the_lattice() {
+    use seh_policy::policy::check_histogram;
+    let (p, text) = example();
+    assert_eq!(p.disclosure().min_bin_width, 5.0);
+    // [0, 40] in 4 bins: 8 steps of 5, two per bin.
+    assert!(check_histogram(&p, 0.0, 40.0, 4).is_ok());
+    assert!(check_histogram(&p, -15.0, 85.0, 20).is_ok());
+    for (lo, hi, bins) in [(0.0, 40.0, 3), (0.0, 42.0, 1), (0.1, 40.0, 1), (0.0, 40.0, 16), (0.0, 87.654321, 1)] {
+        let r = check_histogram(&p, lo, hi, bins).unwrap_err();
+        assert_eq!(r.rule, Rule::HistogramLattice, "[{lo}, {hi}] / {bins}");
+        assert_eq!(r.rule.key(), "disclosure.min_bin_width");
+    }
+    // Decimal widths: 0.1 steps with rounding error in the bounds.
+    let fine = SitePolicy::from_toml_str(&with_line(&text, "min_bin_width =", "min_bin_width = 0.1"), "p").unwrap();
+    assert!(check_histogram(&fine, 0.3, 0.7, 4).is_ok());
+    assert!(check_histogram(&fine, 0.35, 0.7, 1).is_err());
+    // Optional key: absent means no lattice; a negative width is an error naming the key.
+    let none = SitePolicy::from_toml_str(&with_line(&text, "min_bin_width =", ""), "p").unwrap();
+    assert!(check_histogram(&none, 0.0, 87.654321, 3).is_ok());
+    let err = SitePolicy::from_toml_str(&with_line(&text, "min_bin_width =", "min_bin_width = -1.0"), "p").unwrap_err();
+    assert!(err.to_string().contains("disclosure.min_bin_width"), "{err}");
 }

@@ -15,7 +15,9 @@
 //!    and the remaining DP budget;
 //! 4. the contribution: with DP (describe only), noise is drawn after charging the ledger.
 //!
-//! **DP for describe** (`dp_epsilon`): the released counts — per column the number of
+//! **DP for describe** (`dp_epsilon`, or by default: a policy with `dp.required` noises every
+//! describe study, with its `dp.epsilon_per_query` when the study names none; see
+//! [`SiteGovernance::dp_request`]): the released counts — per column the number of
 //! non-missing values, and every histogram bin — get *distributed* discrete Gaussian noise: each
 //! site adds its own share with variance σ²/t (t = the study's threshold, the fewest sites a
 //! result can have), so the securely summed noise has variance at least σ², with σ calibrated
@@ -72,6 +74,9 @@ pub struct Admitted {
     pub consent: SiteOnly<ConsentFilterAudit>,
     /// Model analyses: the model description sent with the decision (no values).
     pub model: Option<ModelInfo>,
+    /// The DP noise this site adds (describe only): the study's `dp_epsilon`, or the policy's
+    /// `dp.epsilon_per_query` when the policy requires DP and the study names none.
+    pub dp: Option<DpRequest>,
     admission: Admission,
 }
 
@@ -163,7 +168,22 @@ impl SiteGovernance {
             purpose: Purpose::act_reason(&spec.purpose),
             n_parameters,
             time_grid,
-            dp: spec.dp_epsilon.map(|epsilon| DpRequest { epsilon, delta: spec.dp_delta.unwrap_or(DEFAULT_DP_DELTA) }),
+            dp: self.dp_request(spec),
+        }
+    }
+
+    /// The DP noise of `spec` at this site: the study's `dp_epsilon` (δ: `dp_delta` or
+    /// [`DEFAULT_DP_DELTA`]); for a describe study without one, the policy's per-query ε and
+    /// δ = min([`DEFAULT_DP_DELTA`], `dp.delta_per_query`) when the policy requires DP (the
+    /// example and generated policies do). `None`: no noise.
+    pub fn dp_request(&self, spec: &StudySpec) -> Option<DpRequest> {
+        let dp = self.policy.dp();
+        match (spec.dp_epsilon, &spec.analysis) {
+            (Some(epsilon), _) => Some(DpRequest { epsilon, delta: spec.dp_delta.unwrap_or(DEFAULT_DP_DELTA) }),
+            (None, Analysis::Describe(_)) if dp.required => {
+                Some(DpRequest { epsilon: dp.epsilon_per_query, delta: DEFAULT_DP_DELTA.min(dp.delta_per_query) })
+            }
+            _ => None,
         }
     }
 
@@ -214,6 +234,13 @@ impl SiteGovernance {
         if let seh_policy::Decision::Refuse { rule, reason } = seh_policy::policy::decide(&self.policy, &req) {
             return Ok(Err(Refusal { rule, reason }.into()));
         }
+        if let Analysis::Describe(d) = &spec.analysis {
+            for h in &d.histograms {
+                if let Err(r) = seh_policy::policy::check_histogram(&self.policy, h.lo, h.hi, h.bins) {
+                    return Ok(Err(r.into()));
+                }
+            }
+        }
         if let Some(dp) = req.dp {
             match &self.ledger {
                 None => return Ok(Err(Refused::Study("this site keeps no privacy-budget ledger".into()))),
@@ -226,6 +253,7 @@ impl SiteGovernance {
             }
         }
         let (frame, consent) = self.consented(study_id, spec, data)?;
+        let mut small = None;
         let (usable, model, min_risk_set) = match &spec.analysis {
             Analysis::Describe(d) => match describe_rows(d, &frame) {
                 Ok(n) => (n, None, None),
@@ -236,10 +264,14 @@ impl SiteGovernance {
                     Ok(f) => f,
                     Err(e) => return Ok(Err(Refused::Study(format!("the model does not fit this site's data: {e}")))),
                 };
-                let info = match crate::fed::site::model_info(a, &frame) {
+                let mut info = match crate::fed::site::model_info(a, &frame) {
                     Ok(i) => i,
                     Err(e) => return Ok(Err(Refused::Study(format!("the model does not fit this site's data: {e}")))),
                 };
+                // The floor the pooled release must respect (small strata: fed::strata).
+                let floors = self.policy.disclosure();
+                info.min_count = floors.min_cell_count.max(floors.min_risk_set);
+                small = crate::fed::strata::site_check(&fr, matches!(a, Analysis::Glm(_)), floors.min_cell_count).err();
                 let risk = match a {
                     Analysis::Cox(c) if c.mode == crate::fed::CoxMode::Pooled => Some(c.min_risk_set),
                     _ => None,
@@ -253,14 +285,17 @@ impl SiteGovernance {
         };
         let req = StudyRequest { n_parameters, ..req };
         let disclosure = DisclosureRequest { min_risk_set };
-        Ok(match seh_policy::admit(&self.policy, &req, &disclosure, usable) {
-            Ok(admission) => Ok(Admitted { data: frame, consent, model, admission }),
-            Err(r) => Err(r.into()),
+        // Small strata (KM and log-rank groups, Cox strata, GLM 0/1 columns) at this site are
+        // refused after the subset and model-size rules.
+        Ok(match (seh_policy::admit(&self.policy, &req, &disclosure, usable), small) {
+            (Ok(_), Some(reason)) => Err(Refusal { rule: seh_policy::Rule::MinCellCount, reason }.into()),
+            (Ok(admission), None) => Ok(Admitted { data: frame, consent, model, dp: req.dp, admission }),
+            (Err(r), _) => Err(r.into()),
         })
     }
 
     /// This site's contribution `words` to the secure sum of admitted study `spec`, as a value
-    /// that may leave the site. With `dp_epsilon` (describe only) the ledger is charged first
+    /// that may leave the site. With DP ([`Admitted::dp`], describe only) the ledger is charged first
     /// (once per study) and the count words get this site's share of the noise; the same noisy
     /// vector is returned if the study asks again.
     ///
@@ -273,13 +308,12 @@ impl SiteGovernance {
         admitted: &Admitted,
         words: Vec<u64>,
     ) -> Result<Releasable<Zeroizing<Vec<u64>>>, ProtocolError> {
-        let (Some(epsilon), Analysis::Describe(d)) = (spec.dp_epsilon, &spec.analysis) else {
+        let (Some(DpRequest { epsilon, delta }), Analysis::Describe(d)) = (admitted.dp, &spec.analysis) else {
             return Ok(admitted.admission.contribution(Zeroizing::new(words)));
         };
         if let Some(v) = self.noisy.get(study_id) {
             return Ok(admitted.admission.contribution(Zeroizing::new(v.clone())));
         }
-        let delta = spec.dp_delta.unwrap_or(DEFAULT_DP_DELTA);
         let positions = count_positions(d);
         if words.len() != describe::vector_len(d) {
             return Err(ProtocolError::invalid("contribution", "words", "length differs from the study layout"));
@@ -299,11 +333,26 @@ impl SiteGovernance {
         for (&p, &c) in positions.iter().zip(noisy.get()) {
             out[p] = c as u64;
         }
+        // The DP flag: this site noised its counts.
+        if let Some(flag) = out.last_mut() {
+            *flag = 1;
+        }
         if self.noisy.len() >= 16 {
             self.noisy.pop_first();
         }
         self.noisy.insert(study_id.to_owned(), out.clone());
         Ok(admitted.admission.contribution(Zeroizing::new(out)))
+    }
+}
+
+impl SiteGovernance {
+    /// Checks a model release before this site co-signs it: a KM release's strata and risk
+    /// sets against this site's floors ([`crate::fed::strata::check_release`]). Errors name the
+    /// rule.
+    pub fn check_model_release(&self, kind: &str, model: Option<&serde_json::Value>) -> Result<(), String> {
+        let d = self.policy.disclosure();
+        crate::fed::strata::check_release(kind, model, d.min_cell_count.max(d.min_risk_set))
+            .map_err(|e| format!("refused by `{}`: {e}", crate::fed::strata::RULE))
     }
 }
 
@@ -337,19 +386,36 @@ fn count_positions(d: &DescribeSpec) -> Vec<usize> {
 }
 
 /// The coordinator's release of a describe study from the secure `sum`: as
-/// [`describe::release`], and under DP (`spec.dp_epsilon`) first clamps the noisy counts at zero
+/// [`describe::release`]; when any site noised its counts (the summed DP flag, see
+/// [`describe`]) or the study asks for DP, first clamps the noisy counts at zero
 /// (post-processing) and releases no means or variances (their sums were not contributed).
+///
+/// Errors: the wrong length, or DP noise from fewer than the study's threshold `t` of sites
+/// (each site adds σ²/t, so fewer than `t` noisy shares would not reach the calibrated σ²; this
+/// happens when only some sites' policies require DP: give `dp_epsilon` so every site noises).
 pub fn release_describe(
     spec: &StudySpec,
     d: &DescribeSpec,
     sum: &[u64],
     min_cell_count: u64,
 ) -> Result<DescribeResult, ProtocolError> {
-    if spec.dp_epsilon.is_none() {
-        return describe::release(d, sum, min_cell_count);
-    }
     if sum.len() != describe::vector_len(d) {
         return Err(ProtocolError::invalid("aggregate", "sum", "length differs from the study layout"));
+    }
+    let noised = describe::dp_sites(sum);
+    if spec.dp_epsilon.is_none() && noised == 0 {
+        return describe::release(d, sum, min_cell_count);
+    }
+    if noised < u64::from(spec.threshold) {
+        return Err(ProtocolError::invalid(
+            "differential privacy",
+            "dp_epsilon",
+            format!(
+                "only {noised} of the contributing sites added DP noise and the noise needs at least the threshold {}; \
+                 give dp_epsilon so that every site adds its share",
+                spec.threshold
+            ),
+        ));
     }
     let mut clamped = sum.to_vec();
     for p in count_positions(d) {
@@ -372,7 +438,7 @@ mod tests {
     #[test]
     fn count_positions_match_the_describe_layout() {
         let one = DescribeSpec { columns: vec!["x".into()], histograms: vec![] };
-        assert_eq!(describe::vector_len(&one), COLUMN_WORDS);
+        assert_eq!(describe::vector_len(&one), COLUMN_WORDS + describe::DP_FLAG);
         let d = DescribeSpec {
             columns: vec!["x".into(), "y".into()],
             histograms: vec![HistogramSpec { column: "x".into(), lo: 0.0, hi: 1.0, bins: 2 }],
@@ -382,7 +448,7 @@ mod tests {
             p,
             vec![0, COLUMN_WORDS, 2 * COLUMN_WORDS, 2 * COLUMN_WORDS + 1, 2 * COLUMN_WORDS + 2, 2 * COLUMN_WORDS + 3]
         );
-        assert_eq!(*p.last().unwrap() + 1, describe::vector_len(&d));
+        assert_eq!(*p.last().unwrap() + 1 + describe::DP_FLAG, describe::vector_len(&d));
         // Layout check against real data: the count words hold the counts.
         let data = DataFrame::from_columns(vec![("x", vec![0.1, 0.9, f64::NAN]), ("y", vec![1.0, 2.0, 3.0])]).unwrap();
         let v = describe::local_vector(&d, &data).unwrap();

@@ -132,7 +132,7 @@ impl StudySpec {
     }
 
     /// Checks every field: id format, 1..=64 distinct columns, histogram grids (`lo < hi`, finite,
-    /// 1..=10000 bins), at least two distinct sites, `threshold` a strict majority of the sites
+    /// 1..=10000 bins, at most one per column), at least two distinct sites, `threshold` a strict majority of the sites
     /// (SecAgg+ with the complete graph needs `2t > n`) and at least 2.
     pub fn validate(&self) -> Result<(), ProtocolError> {
         self.id()?;
@@ -160,6 +160,10 @@ impl StudySpec {
             }
             if h.bins == 0 || h.bins > MAX_BINS {
                 return Err(bad(format!("analysis.histograms[{i}].bins"), format!("need 1..={MAX_BINS}")));
+            }
+            // Two histograms of one column with different lattices would difference each other.
+            if d.histograms[..i].iter().any(|g| g.column == h.column) {
+                return Err(bad(format!("analysis.histograms[{i}].column"), "at most one histogram per column"));
             }
         }
         self.validate_sites()

@@ -396,7 +396,13 @@ fn each_rule_refuses_with_its_key_reaching_the_researcher() {
         ),
         ("disclosure.min_risk_set", Box::new(same), cox(2)),
         ("time_grid", Box::new(|t: String| t.replace("allow_event_times = true", "allow_event_times = false")), cox(3)),
-        ("dp.required", Box::new(|t: String| t.replace("required = false", "required = true")), describe()),
+        // `dp.required` no longer refuses a describe study: the node noises it with the policy's
+        // ε per query (tests/attacker.rs). A histogram off the site's lattice is refused instead.
+        (
+            "disclosure.min_bin_width",
+            Box::new(|t: String| t.replace("min_bin_width = 0.0", "min_bin_width = 7.0")),
+            describe(),
+        ),
         ("dp.epsilon_per_query", Box::new(same), StudySpec { dp_epsilon: Some(5.0), ..describe() }),
         ("dp.delta_per_query", Box::new(same), StudySpec { dp_epsilon: Some(0.5), dp_delta: Some(1e-3), ..describe() }),
     ];

@@ -88,7 +88,12 @@ fn check(policy: &SitePolicy, req: &StudyRequest) -> Result<(), Refusal> {
     }
     let dp = &policy.dp;
     match req.dp {
-        None if dp.required => return refuse(Rule::DpRequired, "this site requires differential-privacy noise"),
+        // `dp.required` governs descriptive releases (the only DP mechanism); a node fills in the
+        // policy's per-query ε for a describe study that names none. Models have no DP mechanism
+        // and are governed by the disclosure floors.
+        None if dp.required && req.analysis == AnalysisKind::Descriptive => {
+            return refuse(Rule::DpRequired, "this site requires differential-privacy noise")
+        }
         None => {}
         Some(q) => {
             if !(q.epsilon.is_finite() && q.epsilon > 0.0) || q.epsilon > dp.epsilon_per_query {
@@ -132,4 +137,28 @@ pub fn check_rows(policy: &SitePolicy, req: &StudyRequest, usable_rows: u64) -> 
         }
     }
     Decision::Accept
+}
+
+/// The histogram-lattice rule (`disclosure.min_bin_width` = w > 0): `lo` and `hi` are multiples
+/// of w and each of the `bins` bins spans a whole number (≥ 1) of w-steps, so every released bin
+/// edge is on the public lattice w·ℤ and no sequence of bounds can separate two values in the
+/// same lattice cell. w = 0: no lattice. Relative tolerance 1e-9 for decimal widths.
+pub fn check_histogram(policy: &SitePolicy, lo: f64, hi: f64, bins: u32) -> Result<(), Refusal> {
+    let w = policy.disclosure.min_bin_width;
+    if w <= 0.0 {
+        return Ok(());
+    }
+    let on = |x: f64| {
+        let a = x / w;
+        a.is_finite() && (a - a.round()).abs() <= 1e-9 * a.abs().max(1.0)
+    };
+    let steps = ((hi - lo) / w).round();
+    let whole = bins > 0 && steps >= f64::from(bins) && (steps % f64::from(bins)) == 0.0;
+    if !(on(lo) && on(hi) && lo < hi && whole) {
+        return refuse(
+            Rule::HistogramLattice,
+            format!("histogram bounds must be multiples of {w} and every bin a whole number of {w}-wide steps"),
+        );
+    }
+    Ok(())
 }

@@ -41,6 +41,8 @@ pub(super) struct RawDisclosure {
     pub max_parameters_per_row: Spanned<f64>,
     #[serde(default)]
     pub local_verification: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub min_bin_width: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]

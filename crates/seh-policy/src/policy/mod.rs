@@ -14,7 +14,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-pub use decide::{check_rows, decide, DpRequest, StudyRequest, TimeGridRequest};
+pub use decide::{check_histogram, check_rows, decide, DpRequest, StudyRequest, TimeGridRequest};
 
 use crate::consent::{ConsentRegime, Purpose};
 use crate::error::PolicyError;
@@ -127,6 +127,11 @@ pub struct Disclosure {
     pub min_subset_size: u64,
     /// Model parameters ≤ this × n (in (0, [`CEILING_PARAMETERS_PER_ROW`]]).
     pub max_parameters_per_row: f64,
+    /// Histogram bounds must be multiples of this width and every bin a whole number of such
+    /// steps (`disclosure.min_bin_width`, optional; 0 = no lattice). Moving a bound then never
+    /// separates two values closer than one step, so the bound-moving search localises a value
+    /// no better than this.
+    pub min_bin_width: f64,
     /// `local_verification = true`: the floors above are lowered to 1 (and the parameter
     /// ceiling to 1.0) so that a researcher who holds every site's rows on one machine
     /// (`seh federate`) can check a federated result against R exactly. A node started with such
@@ -194,32 +199,114 @@ pub fn parse_public_key(s: &str) -> Option<[u8; 32]> {
     Some(key)
 }
 
-/// The text of a permissive policy file at the DataSHIELD floors, as `seh federate`, `seh demo`
-/// and a converted legacy `[policy]` table use: the given researchers (`(name, key)`, key as 64
-/// hex digits) and analysis kinds, every count floor (`min_cell_count`, `min_risk_set`,
-/// `min_subset_size`) set to `min_count`, `max_parameters_per_row = 0.33`, both aggregation
-/// back-ends, exact event-time grids allowed, DP optional with ε 10 in total (1 per query) and
-/// δ 1e-5 (1e-6 per query), and an opt-out consent regime serving `HRESCH` (patients without a
-/// consent record are included; deny records and the opt-out list still remove rows).
+/// The text of a permissive policy file at the DataSHIELD floors, as a converted legacy
+/// `[policy]` table and the in-memory test harnesses use: the given researchers (`(name, key)`,
+/// key as 64 hex digits) and analysis kinds, every count floor (`min_cell_count`,
+/// `min_risk_set`, `min_subset_size`) set to `min_count`, `max_parameters_per_row = 0.33`, both
+/// aggregation back-ends, exact event-time grids allowed, no histogram lattice, DP optional with
+/// ε 10 in total (1 per query) and δ 1e-5 (1e-6 per query), and an opt-out consent regime serving
+/// `HRESCH`.
 ///
 /// A `min_count` below the floors writes `local_verification = true` (see
-/// [`Disclosure::local_verification`]): only `seh federate`, where one researcher holds every
-/// site's rows, asks for that.
+/// [`Disclosure::local_verification`]). `seh federate` writes [`open_policy_toml_for`] instead.
 pub fn open_policy_toml(researchers: &[(String, String)], analyses: &[AnalysisKind], min_count: u64) -> String {
-    open_policy_toml_for(researchers, analyses, min_count, &[crate::consent::HRESCH])
+    let floor = FLOOR_MIN_CELL_COUNT.max(FLOOR_MIN_RISK_SET).max(FLOOR_MIN_SUBSET_SIZE);
+    let local = min_count < floor;
+    let v = PolicyValues {
+        min_cell_count: min_count,
+        min_risk_set: min_count,
+        min_subset_size: min_count,
+        ratio: if local { "1.0" } else { "0.33" },
+        local,
+        allow_event_times: true,
+        min_step: "0.0",
+        min_bin_width: "0.0",
+        dp_required: false,
+    };
+    policy_text(researchers, analyses, &v, &[crate::consent::HRESCH])
 }
 
-/// [`open_policy_toml`] serving the consent `purposes` given (v3-ActReason codes such as
-/// `HRESCH`) instead of `HRESCH` alone. The codes are checked when the text is parsed.
+/// The values of `examples/policy/site-policy.toml` that [`open_policy_toml_for`] copies.
+pub mod example {
+    /// `disclosure.min_subset_size`.
+    pub const MIN_SUBSET_SIZE: u64 = 10;
+    /// `disclosure.max_parameters_per_row`.
+    pub const MAX_PARAMETERS_PER_ROW: &str = "0.2";
+    /// `disclosure.min_bin_width`.
+    pub const MIN_BIN_WIDTH: &str = "5.0";
+    /// `time_grid.min_step`.
+    pub const MIN_STEP: &str = "30.0";
+}
+
+/// The site policy `seh federate` writes for every site of a local trial: exactly the values of
+/// `examples/policy/site-policy.toml` (minimum cell count and risk set 5, subset size 10, 0.2
+/// parameters per row, histogram lattice 5.0, no exact event-time grids, grid step ≥ 30, DP
+/// required for descriptive releases with ε 10 in total and 1 per query, δ 1e-5 / 1e-6) except
+/// where a flag says otherwise:
+/// * `min_count` (`--min-cell-count` / `--min-risk-set`) sets `min_cell_count` and
+///   `min_risk_set` (and raises `min_subset_size` if larger);
+/// * a `min_count` below the floors (e.g. `--min-risk-set 1`) makes a *local verification* run
+///   (the researcher holds every site's rows and checks the federated result against R): every
+///   count floor is `min_count`, the parameter ratio 1.0, exact event-time grids allowed, no
+///   lattice and no mandatory DP, and `local_verification = true` (see
+///   [`Disclosure::local_verification`]);
+/// * the consent regime is opt-out (a local trial has no consent records) serving `purposes`
+///   (v3-ActReason codes such as `HRESCH`; checked when the text is parsed).
 pub fn open_policy_toml_for(
     researchers: &[(String, String)],
     analyses: &[AnalysisKind],
     min_count: u64,
     purposes: &[&str],
 ) -> String {
-    let purposes: Vec<String> = purposes.iter().map(|p| format!("{p:?}")).collect();
     let floor = FLOOR_MIN_CELL_COUNT.max(FLOOR_MIN_RISK_SET).max(FLOOR_MIN_SUBSET_SIZE);
-    let (local, ratio) = if min_count < floor { ("local_verification = true\n", "1.0") } else { ("", "0.33") };
+    let v = if min_count < floor {
+        PolicyValues {
+            min_cell_count: min_count,
+            min_risk_set: min_count,
+            min_subset_size: min_count,
+            ratio: "1.0",
+            local: true,
+            allow_event_times: true,
+            min_step: "0.0",
+            min_bin_width: "0.0",
+            dp_required: false,
+        }
+    } else {
+        PolicyValues {
+            min_cell_count: min_count,
+            min_risk_set: min_count,
+            min_subset_size: example::MIN_SUBSET_SIZE.max(min_count),
+            ratio: example::MAX_PARAMETERS_PER_ROW,
+            local: false,
+            allow_event_times: false,
+            min_step: example::MIN_STEP,
+            min_bin_width: example::MIN_BIN_WIDTH,
+            dp_required: true,
+        }
+    };
+    policy_text(researchers, analyses, &v, purposes)
+}
+
+struct PolicyValues {
+    min_cell_count: u64,
+    min_risk_set: u64,
+    min_subset_size: u64,
+    ratio: &'static str,
+    local: bool,
+    allow_event_times: bool,
+    min_step: &'static str,
+    min_bin_width: &'static str,
+    dp_required: bool,
+}
+
+fn policy_text(
+    researchers: &[(String, String)],
+    analyses: &[AnalysisKind],
+    v: &PolicyValues,
+    purposes: &[&str],
+) -> String {
+    let purposes: Vec<String> = purposes.iter().map(|p| format!("{p:?}")).collect();
+    let local = if v.local { "local_verification = true\n" } else { "" };
     let mut t = String::from("version = 1\n");
     for (name, key) in researchers {
         t.push_str(&format!("\n[[researchers]]\nname = {name:?}\nkey = {key:?}\n"));
@@ -227,11 +314,19 @@ pub fn open_policy_toml_for(
     let kinds: Vec<String> = analyses.iter().map(|a| format!("{:?}", a.name())).collect();
     t.push_str(&format!(
         "\n[analyses]\nallowed = [{}]\n\n[aggregation]\nallowed = [\"secagg\", \"he\"]\n\n\
-         [disclosure]\nmin_cell_count = {min_count}\nmin_risk_set = {min_count}\nmin_subset_size = {min_count}\n\
-         max_parameters_per_row = {ratio}\n{local}\n[time_grid]\nallow_event_times = true\nmin_step = 0.0\n\n\
-         [dp]\nrequired = false\nepsilon_total = 10.0\nepsilon_per_query = 1.0\ndelta_total = 1e-5\ndelta_per_query = 1e-6\n\n\
+         [disclosure]\nmin_cell_count = {}\nmin_risk_set = {}\nmin_subset_size = {}\n\
+         max_parameters_per_row = {}\nmin_bin_width = {}\n{local}\n[time_grid]\nallow_event_times = {}\nmin_step = {}\n\n\
+         [dp]\nrequired = {}\nepsilon_total = 10.0\nepsilon_per_query = 1.0\ndelta_total = 1e-5\ndelta_per_query = 1e-6\n\n\
          [consent]\nregime = \"opt-out\"\npurposes = [{}]\n",
         kinds.join(", "),
+        v.min_cell_count,
+        v.min_risk_set,
+        v.min_subset_size,
+        v.ratio,
+        v.min_bin_width,
+        v.allow_event_times,
+        v.min_step,
+        v.dp_required,
         purposes.join(", ")
     ));
     t
@@ -344,6 +439,10 @@ impl SitePolicy {
                 floor(FLOOR_MIN_SUBSET_SIZE),
             )?,
             max_parameters_per_row: ratio,
+            min_bin_width: match &d.min_bin_width {
+                Some(w) => cx.real(w, "disclosure.min_bin_width", 0.0, 1e15, "finite and ≥ 0")?,
+                None => 0.0,
+            },
             local_verification: local,
         };
         let time_grid = TimeGridPolicy {

@@ -27,6 +27,7 @@ pub mod cox;
 pub mod cox_terms;
 pub mod planner;
 pub mod site;
+pub mod strata;
 
 use serde::{Deserialize, Serialize};
 

@@ -68,6 +68,7 @@ pub fn merge_info(infos: &[ModelInfo], sum: WordSum) -> Result<ModelInfo, Protoc
         has_offset: infos.iter().any(|i| i.has_offset),
         counting: first.counting,
         cluster: first.cluster,
+        min_count: infos.iter().map(|i| i.min_count).max().unwrap_or(0),
         word_sites: match sum {
             WordSum::Modular64 => Some(u32::try_from(infos.len()).map_err(|e| stat_err("model", e))?),
             WordSum::Limbs => None,
@@ -202,7 +203,17 @@ fn plan_cox(spec: &CoxSpec, info: &ModelInfo, it: &mut Sums<'_>) -> Result<Step,
             let pack = histogram_pack(info, m.n);
             let h = ask!(it, Query::Histogram { resolution, bins, levels: levels.clone(), pack });
             let hist = read_histogram(h, levels.len(), bins, pack)?;
-            let (edges, mut shifts, merged) = grid(&hist, spec.min_risk_set)?;
+            for (i, lh) in hist.iter().enumerate() {
+                let n: u64 = lh.events.iter().chain(&lh.censored).sum();
+                if super::strata::small(n, info.min_count) {
+                    let label = levels.get(i).map_or("?", String::as_str);
+                    return Err(stat_err(
+                        super::strata::RULE,
+                        format!("refused: the pooled stratum `{label}` has fewer than {} patients", info.min_count),
+                    ));
+                }
+            }
+            let (edges, mut shifts, merged) = grid(&hist, spec.min_risk_set.max(info.min_count))?;
             pooled_grid = Some((resolution, edges.clone(), levels.clone()));
             meta["grid"] = json!({
                 "time_resolution": resolution,
@@ -384,7 +395,9 @@ fn plan_km(spec: &KmSpec, info: &ModelInfo, it: &mut Sums<'_>) -> Result<Step, P
     let pack = histogram_pack(info, m.n);
     let h = ask!(it, Query::Histogram { resolution, bins, levels: levels.clone(), pack });
     let hist = read_histogram(h, levels.len(), bins, pack)?;
-    let mut strata = Vec::new();
+    let floor = info.min_count;
+    let (mut strata, mut full) = (Vec::new(), Vec::new());
+    let (mut suppressed, mut truncated) = (0u64, false);
     for (code, lh) in hist.iter().enumerate() {
         let width = lh.events.len();
         let (mut ge_stop, mut ge_start) = (vec![0u64; width + 1], vec![0u64; width + 1]);
@@ -396,7 +409,12 @@ fn plan_km(spec: &KmSpec, info: &ModelInfo, it: &mut Sums<'_>) -> Result<Step, P
         if keep.is_empty() {
             continue;
         }
-        strata.push(StratumCounts {
+        // A stratum below the floor is suppressed (not in the curves nor in the log-rank test).
+        if super::strata::small(ge_stop[0], floor) {
+            suppressed += 1;
+            continue;
+        }
+        let all = StratumCounts {
             stratum: code as u32,
             n: ge_stop[0],
             time: keep.iter().map(|&b| b as f64 * resolution).collect(),
@@ -404,15 +422,35 @@ fn plan_km(spec: &KmSpec, info: &ModelInfo, it: &mut Sums<'_>) -> Result<Step, P
             n_risk: keep.iter().map(|&b| ge_stop[b].saturating_sub(ge_start[b]) as f64).collect(),
             n_event: keep.iter().map(|&b| lh.events[b] as f64).collect(),
             n_censor: keep.iter().map(|&b| lh.censored[b] as f64).collect(),
-        });
+        };
+        // The curve ends before the first time whose risk set is below the floor.
+        let mut curve = all.clone();
+        if let Some(cut) = curve.n_risk.iter().position(|&r| floor > 1 && r < floor as f64) {
+            truncated = true;
+            curve.time.truncate(cut);
+            curve.n_risk.truncate(cut);
+            curve.n_event.truncate(cut);
+            curve.n_censor.truncate(cut);
+        }
+        full.push(all);
+        if !curve.time.is_empty() {
+            strata.push(curve);
+        }
+    }
+    if strata.is_empty() {
+        return Err(stat_err(
+            super::strata::RULE,
+            format!("refused: every stratum has fewer than {floor} patients, or fewer than {floor} at risk at its first time"),
+        ));
     }
     let counts = KmCounts { counting: info.counting, weighted: false, strata };
+    let tested = KmCounts { counting: info.counting, weighted: false, strata: full };
     let all = vec!["all".to_string()];
     let labels = if levels.is_empty() { &all } else { &levels };
     let opts = KmOptions { conf_type, conf_int: 0.95 };
     let fit = km_curves(&counts, Some(labels), &opts).map_err(|e| stat_err("km", e))?;
-    let logrank = if levels.len() > 1 && !info.counting {
-        let t = logrank_from_counts(std::slice::from_ref(&counts), 0.0).map_err(|e| stat_err("log-rank", e))?;
+    let logrank = if levels.len() > 1 && !info.counting && tested.strata.len() > 1 {
+        let t = logrank_from_counts(std::slice::from_ref(&tested), 0.0).map_err(|e| stat_err("log-rank", e))?;
         serde_json::to_value(t).map_err(|e| stat_err("log-rank", e))?
     } else {
         Value::Null
@@ -421,7 +459,13 @@ fn plan_km(spec: &KmSpec, info: &ModelInfo, it: &mut Sums<'_>) -> Result<Step, P
     Ok(Step::Done(json!({
         "fit": v,
         "logrank": logrank,
-        "federation": { "time_resolution": resolution, "fine_bins": bins },
+        "federation": {
+            "time_resolution": resolution,
+            "fine_bins": bins,
+            "min_count": floor,
+            "suppressed_strata": suppressed,
+            "truncated": truncated,
+        },
     })))
 }
 
@@ -476,6 +520,11 @@ fn plan_glm(spec: &GlmSpec, info: &ModelInfo, it: &mut Sums<'_>) -> Result<Step,
     let family = Family::parse(&spec.family).ok_or_else(|| stat_err("glm", "unknown family"))?;
     let stats_spec =
         StatsGlmSpec { family, names: &info.terms, intercept: info.intercept, has_offset: info.has_offset };
+    // Pooled floor of the 0/1 design columns (GLM factor levels) from the secure moments.
+    let p = info.terms.len();
+    let m = read_moments(ask!(it, Query::Moments), p)?;
+    super::strata::pooled_binary_check(&info.terms, m.n, &m.nonbinary, &m.sum, &m.sumsq, info.min_count)
+        .map_err(|e| stat_err(super::strata::RULE, format!("refused: {e}")))?;
     let mut replay = Replay { it, need: None };
     match glm_fit_with(&mut replay, &stats_spec, &glm_control()) {
         Ok(fit) => {

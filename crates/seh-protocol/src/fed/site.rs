@@ -62,6 +62,11 @@ pub struct ModelInfo {
     /// The model has a `cluster()` term (robust variance).
     #[serde(default)]
     pub cluster: bool,
+    /// The site's disclosure floor for strata and risk sets (the larger of its policy's
+    /// `min_cell_count` and `min_risk_set`; the merge keeps the largest): pooled strata and risk
+    /// sets below it are not released ([`super::strata`]).
+    #[serde(default)]
+    pub min_count: u64,
     /// Set by the coordinator's merge, never by a site: `Some(sites)` when the secure sum is exact
     /// modulo 2⁶⁴ over at most `sites` summands, so the planner may pack counts and send reals in
     /// the one-word form; `None`: unpacked counts and wide reals only.
@@ -87,6 +92,7 @@ pub fn model_info(analysis: &Analysis, data: &DataFrame) -> Result<ModelInfo, Pr
         has_offset: f.offset.is_some(),
         counting: f.surv().is_some_and(|s| s.start.is_some()),
         cluster: f.cluster.is_some(),
+        min_count: 0,
         word_sites: None,
     })
 }

@@ -44,6 +44,9 @@ impl SiteMachine {
         if doc.min_cell_count < self.gov.min_cell_count() || !respects_min_count(&doc.result, doc.min_cell_count) {
             return bad("result", "violates this site's minimum cell count");
         }
+        if let Err(e) = self.gov.check_model_release(&doc.analysis, doc.model.as_ref()) {
+            return bad("model", &e);
+        }
         out.push(audit(
             AuditKind::Request,
             study_id,
