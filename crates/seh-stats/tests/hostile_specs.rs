@@ -5,7 +5,7 @@
 //! aborted the test process).
 
 use seh_stats::formula::{
-    Formula, FormulaErrorKind, Terms, MAX_FORMULA_DEPTH, MAX_FORMULA_LEN, MAX_FORMULA_TERMS,
+    Formula, FormulaErrorKind, Terms, MAX_FORMULA_DEPTH, MAX_FORMULA_LEN, MAX_FORMULA_OPERATORS, MAX_FORMULA_TERMS,
 };
 use seh_stats::ttexpr::{TtExpr, MAX_TT_DEPTH, MAX_TT_LEN};
 
@@ -78,22 +78,40 @@ fn oversized_formula_is_refused_before_parsing() {
 }
 
 #[test]
-fn the_longest_flat_formula_parses_and_expands_on_a_small_stack() {
-    // Not nested, but a left-deep tree of ~2000 `+` nodes: the deepest tree the length
-    // limit allows. Parsing, expanding, printing, comparing and dropping it must fit
-    // comfortably in a small stack.
-    let mut text = String::from("y ~ a");
-    while text.len() + 2 <= MAX_FORMULA_LEN {
-        text.push_str("+a");
+fn the_widest_formula_parses_and_expands_on_a_small_stack() {
+    // Not nested, but a left-deep tree with one level per operator: the operator limit
+    // bounds the tree every later step walks. At the limit, parsing, expanding, printing,
+    // comparing and dropping fit in a quarter of a tokio worker's 2 MiB stack.
+    let wide = |ops: usize| format!("y ~ a0{}", (1..=ops).map(|i| format!("+a{i}")).collect::<String>());
+    let text = wide(MAX_FORMULA_OPERATORS);
+    assert!(text.len() <= MAX_FORMULA_LEN);
+    std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(move || {
+            let f = Formula::parse(&text).unwrap();
+            let shown = f.to_string();
+            assert_eq!(f.rhs.without_spans(), Formula::parse(&shown).unwrap().rhs.without_spans());
+            let t = Terms::from_formula(&f).unwrap();
+            assert_eq!(t.terms.len(), MAX_FORMULA_OPERATORS + 1);
+            assert_eq!(t.terms[MAX_FORMULA_OPERATORS].label, format!("a{MAX_FORMULA_OPERATORS}"));
+            drop(f);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    // One more operator is refused, pointing at it, before the parser runs.
+    let text = wide(MAX_FORMULA_OPERATORS + 1);
+    let e = Formula::parse(&text).unwrap_err();
+    assert_eq!(e.kind, FormulaErrorKind::TooManyOperators);
+    assert!(e.to_string().contains("formula has more than 512 operators"), "{e}");
+    assert_eq!(&text[e.span.start..e.span.end], "+");
+    // A 4 KB chain of `+a` (2,000 operators) crashed a 256 KiB stack before.
+    let mut chain = String::from("y ~ a");
+    while chain.len() + 2 <= MAX_FORMULA_LEN {
+        chain.push_str("+a");
     }
-    small_stack(move || {
-        let f = Formula::parse(&text).unwrap();
-        let shown = f.to_string();
-        assert_eq!(f.rhs.without_spans(), Formula::parse(&shown).unwrap().rhs.without_spans());
-        let t = Terms::from_formula(&f).unwrap();
-        assert_eq!(t.terms.len(), 1);
-        drop(f);
-    });
+    let e = small_stack(move || Formula::parse(&chain).unwrap_err());
+    assert_eq!(e.kind, FormulaErrorKind::TooManyOperators);
 }
 
 #[test]

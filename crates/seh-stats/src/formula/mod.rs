@@ -37,6 +37,12 @@ pub const MAX_FORMULA_LEN: usize = 4096;
 /// before recursing, so no formula can exhaust the stack.
 pub const MAX_FORMULA_DEPTH: usize = 64;
 
+/// The most binary operators (`+ - * :`) a formula may have: each one is a level of the
+/// left-deep syntax tree, which every later step walks recursively, so this bounds the stack
+/// they need (a formula of 500 terms is far wider than any real model). Counted on the tokens,
+/// before the parser runs.
+pub const MAX_FORMULA_OPERATORS: usize = 512;
+
 /// The most terms the right-hand side may expand to, counted at every step of the expansion
 /// (`a*b*c*...` doubles the count with each factor).
 pub const MAX_FORMULA_TERMS: usize = 4096;
@@ -297,6 +303,9 @@ pub enum FormulaErrorKind {
     /// Parentheses and calls nest deeper than [`MAX_FORMULA_DEPTH`] levels.
     #[error("formula nests deeper than {MAX_FORMULA_DEPTH} levels")]
     TooDeep,
+    /// More than [`MAX_FORMULA_OPERATORS`] operators.
+    #[error("formula has more than {MAX_FORMULA_OPERATORS} operators (`+`, `-`, `*`, `:`)")]
+    TooManyOperators,
     /// The expansion would have more than [`MAX_FORMULA_TERMS`] terms.
     #[error("formula expands to more than {MAX_FORMULA_TERMS} terms")]
     TooManyTerms,

@@ -1,6 +1,9 @@
 //! Lexer and recursive-descent parser for the formula grammar (see the module docs).
 
-use super::{BinOp, Expr, Formula, FormulaError, FormulaErrorKind, Span, MAX_FORMULA_DEPTH, MAX_FORMULA_LEN};
+use super::{
+    BinOp, Expr, Formula, FormulaError, FormulaErrorKind, Span, MAX_FORMULA_DEPTH, MAX_FORMULA_LEN,
+    MAX_FORMULA_OPERATORS,
+};
 
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
@@ -246,8 +249,9 @@ impl Parser<'_> {
 
 /// Parses a whole formula: `[lhs] ~ rhs`.
 ///
-/// The length limit is checked before the text is read at all, the nesting limit by the
-/// parser before each level (see [`MAX_FORMULA_LEN`], [`MAX_FORMULA_DEPTH`]).
+/// The length limit is checked before the text is read at all, the operator count on the
+/// tokens, the nesting limit by the parser before each level (see [`MAX_FORMULA_LEN`],
+/// [`MAX_FORMULA_OPERATORS`], [`MAX_FORMULA_DEPTH`]).
 pub(super) fn parse_formula(text: &str) -> Result<Formula, FormulaError> {
     if text.len() > MAX_FORMULA_LEN {
         // Quote only the start: the error must stay small whatever was sent.
@@ -255,6 +259,10 @@ pub(super) fn parse_formula(text: &str) -> Result<Formula, FormulaError> {
         return Err(FormulaError::new(FormulaErrorKind::TooLong(text.len()), Span::new(0, 0), &format!("{shown}...")));
     }
     let toks = lex(text)?;
+    let mut operators = toks.iter().filter(|t| matches!(t.0, Tok::Plus | Tok::Minus | Tok::Star | Tok::Colon));
+    if let Some((_, at)) = operators.nth(MAX_FORMULA_OPERATORS) {
+        return Err(FormulaError::new(FormulaErrorKind::TooManyOperators, *at, text));
+    }
     let tildes: Vec<Span> = toks.iter().filter(|t| t.0 == Tok::Tilde).map(|t| t.1).collect();
     match tildes.as_slice() {
         [] => return Err(FormulaError::new(FormulaErrorKind::MissingTilde, Span::new(0, text.len()), text)),

@@ -168,10 +168,21 @@ impl Encoder<'_> {
                 self.encode(operand, top, true)?;
                 Ok(Vec::new())
             }
-            Expr::Binary { op: BinOp::Plus, lhs, rhs, span } => {
-                let mut a = self.encode(lhs, top, deleting)?;
-                a.extend(self.encode(rhs, top, deleting)?);
-                self.trim(a, *span)
+            Expr::Binary { op: BinOp::Plus, span, .. } => {
+                // A sum is a left-deep chain; walk its spine in a loop, so a long sum costs
+                // one stack frame, not one per term. Same order as the recursion: left first.
+                let mut spine = Vec::new();
+                let mut first = e;
+                while let Expr::Binary { op: BinOp::Plus, lhs, rhs, .. } = first {
+                    spine.push(rhs.as_ref());
+                    first = lhs;
+                }
+                let mut a = self.encode(first, top, deleting)?;
+                for rhs in spine.into_iter().rev() {
+                    a.extend(self.encode(rhs, top, deleting)?);
+                    a = self.trim(a, *span)?;
+                }
+                Ok(a)
             }
             Expr::Binary { op: BinOp::Minus, lhs, rhs, .. } => {
                 let a = self.encode(lhs, top, deleting)?;
