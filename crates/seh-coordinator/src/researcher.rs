@@ -65,11 +65,21 @@ impl Handler {
 }
 
 impl ResearcherHandler for Handler {
+    /// A refused submission (a spec that fails validation — too long, nested too deep, a bad
+    /// signature, ...) is audited like any other refusal, naming the researcher and the reason.
     async fn submit(&self, researcher: &PeerInfo, request: Frame) -> Result<String, NetError> {
-        if request.kind() == crate::he_release::SUBMIT_KIND {
-            return crate::he_release::submit(self, researcher, &request);
+        let done = if request.kind() == crate::he_release::SUBMIT_KIND {
+            crate::he_release::submit(self, researcher, &request)
+        } else {
+            self.do_submit(researcher, &request)
+        };
+        if let Err(e) = &done {
+            self.audit.record(
+                EntryKind::Request,
+                json!({ "event": "refused", "study": request.study_id(), "researcher": researcher.id.as_str(), "submission": request.kind(), "reason": e.to_string() }),
+            );
         }
-        self.do_submit(researcher, &request)
+        done
     }
 
     async fn status(&self, researcher: &PeerInfo, study_id: &str) -> Result<StudyStatus, NetError> {

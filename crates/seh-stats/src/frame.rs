@@ -213,15 +213,17 @@ impl DataFrame {
         let header_str =
             std::str::from_utf8(header.1).map_err(|_| FrameError::Encoding { source_name: src(), line: header.0 })?;
         let mut names: Vec<String> = Vec::new();
+        // One hash look-up per name: the duplicate check is O(columns), not quadratic.
+        let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for (i, raw) in header_str.split(',').enumerate() {
-            let name = raw.trim().trim_matches('"').trim().to_string();
+            let name = raw.trim().trim_matches('"').trim();
             if name.is_empty() {
                 return Err(FrameError::EmptyHeaderName { source_name: src(), column: i + 1 });
             }
-            if names.contains(&name) {
-                return Err(FrameError::DuplicateColumn { source_name: src(), name });
+            if !seen.insert(name) {
+                return Err(FrameError::DuplicateColumn { source_name: src(), name: name.to_string() });
             }
-            names.push(name);
+            names.push(name.to_string());
         }
         let p = names.len();
         let body = lines.rest;
@@ -240,7 +242,9 @@ impl DataFrame {
         let sample = &body[..body.len().min(1 << 16)];
         let sample_lines = sample.iter().filter(|&&b| b == b'\n').count().max(1);
         let per_line = sample.len().div_ceil(sample_lines).max(1);
-        let expect = |bytes: usize| (bytes / per_line) + (bytes / per_line) / 8 + 16;
+        // A row of `p` fields takes at least `p` bytes, which bounds the estimate for wide files.
+        let most = body.len() / p.max(1) + 1;
+        let expect = |bytes: usize| ((bytes / per_line) + (bytes / per_line) / 8 + 16).min(most);
         let (a, b) = if tail.is_empty() {
             (parse_rows(head, p, expect(body.len())), Ok(Chunk::default()))
         } else {

@@ -14,6 +14,14 @@
 
 use std::fmt;
 
+/// The longest `tt` expression accepted, in bytes (real ones are a few dozen characters).
+/// Checked before the text is read.
+pub const MAX_TT_LEN: usize = 1024;
+
+/// The deepest nesting accepted: parentheses, function calls, unary signs and `^` each open a
+/// level. The parser refuses the level past this before recursing into it.
+pub const MAX_TT_DEPTH: usize = 64;
+
 /// A compiled time-transform expression.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TtExpr {
@@ -81,6 +89,8 @@ struct Parser<'a> {
     toks: Vec<(Tok, usize)>,
     pos: usize,
     out: Vec<Op>,
+    /// Levels of nesting around the current position (see [`MAX_TT_DEPTH`]).
+    depth: usize,
 }
 
 fn lex(text: &str) -> Result<Vec<(Tok, usize)>, TtExprError> {
@@ -160,6 +170,17 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>, TtExprError> {
 }
 
 impl Parser<'_> {
+    /// Runs `inner` one nesting level deeper, refusing the level past [`MAX_TT_DEPTH`].
+    fn nested(&mut self, inner: fn(&mut Self) -> Result<(), TtExprError>) -> Result<(), TtExprError> {
+        if self.depth >= MAX_TT_DEPTH {
+            return Err(self.err(format!("expression nests deeper than {MAX_TT_DEPTH} levels")));
+        }
+        self.depth += 1;
+        let r = inner(self);
+        self.depth -= 1;
+        r
+    }
+
     fn peek(&self) -> &Tok {
         self.toks.get(self.pos).map_or(&Tok::End, |t| &t.0)
     }
@@ -232,13 +253,13 @@ impl Parser<'_> {
         match self.peek() {
             Tok::Op("-") => {
                 self.pos += 1;
-                self.unary()?;
+                self.nested(Self::unary)?;
                 self.out.push(Op::Neg);
                 Ok(())
             }
             Tok::Op("+") => {
                 self.pos += 1;
-                self.unary()
+                self.nested(Self::unary)
             }
             _ => self.power(),
         }
@@ -248,7 +269,7 @@ impl Parser<'_> {
         self.atom()?;
         if *self.peek() == Tok::Op("^") {
             self.pos += 1;
-            self.unary()?; // right-associative; allows 2^-1
+            self.nested(Self::unary)?; // right-associative; allows 2^-1
             self.out.push(Op::Bin(Bin::Pow));
         }
         Ok(())
@@ -263,7 +284,7 @@ impl Parser<'_> {
             }
             Tok::LParen => {
                 self.pos += 1;
-                self.comparison()?;
+                self.nested(Self::comparison)?;
                 if *self.peek() != Tok::RParen {
                     return Err(self.err(format!("expected `)`, found {}", self.describe())));
                 }
@@ -297,7 +318,7 @@ impl Parser<'_> {
                     return Err(self.err(format!("expected `(` after `{name}`, found {}", self.describe())));
                 }
                 self.pos += 1;
-                self.comparison()?;
+                self.nested(Self::comparison)?;
                 if *self.peek() != Tok::RParen {
                     return Err(self.err(format!("expected `)`, found {}", self.describe())));
                 }
@@ -312,9 +333,18 @@ impl Parser<'_> {
 
 impl TtExpr {
     /// Parses and compiles `text`. Errors give the byte position at fault.
+    /// Longer than [`MAX_TT_LEN`] or nested deeper than [`MAX_TT_DEPTH`] is an error too.
     pub fn parse(text: &str) -> Result<TtExpr, TtExprError> {
+        if text.len() > MAX_TT_LEN {
+            let shown: String = text.chars().take(40).collect();
+            return Err(TtExprError {
+                message: format!("expression longer than {MAX_TT_LEN} characters ({} bytes)", text.len()),
+                position: 0,
+                source_text: format!("{shown}..."),
+            });
+        }
         let toks = lex(text)?;
-        let mut p = Parser { text, toks, pos: 0, out: Vec::new() };
+        let mut p = Parser { text, toks, pos: 0, out: Vec::new(), depth: 0 };
         p.comparison()?;
         if *p.peek() != Tok::End {
             return Err(p.err(format!("expected an operator or the end, found {}", p.describe())));

@@ -39,6 +39,11 @@ use serde::Deserialize;
 
 use super::CohortError;
 
+/// The largest definition file accepted, in bytes (a real one is a few kilobytes). Checked
+/// before the TOML is parsed; nesting is bounded by the toml crate's own recursion limit
+/// (80 levels of arrays, inline tables and dotted keys — its `unbounded` feature stays off).
+pub const MAX_COHORT_DEF_LEN: usize = 256 * 1024;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDef {
@@ -219,6 +224,10 @@ impl CohortDef {
     }
 
     fn parse(text: &str, source: &str) -> Result<Self, CohortError> {
+        if text.len() > MAX_COHORT_DEF_LEN {
+            let message = format!("definition longer than {MAX_COHORT_DEF_LEN} bytes ({} bytes)", text.len());
+            return Err(CohortError::Toml { file: String::new(), message });
+        }
         let raw: RawDef =
             toml::from_str(text).map_err(|e| CohortError::Toml { file: String::new(), message: e.to_string() })?;
         let time_unit = match raw.time_unit.as_deref() {

@@ -24,7 +24,7 @@ use seh_crypto::pseudonym::SitePseudonym;
 use seh_fhir::{Code, Gender};
 use seh_stats::DataFrame;
 
-pub use def::{Baseline, CohortDef, Index, Outcome, TimeDependent, TimeUnit};
+pub use def::{Baseline, CohortDef, Index, Outcome, TimeDependent, TimeUnit, MAX_COHORT_DEF_LEN};
 use split::{split, Series};
 
 use crate::error::DataError;

@@ -28,6 +28,25 @@
 mod parse;
 mod terms;
 
+/// The longest formula text accepted, in bytes (a real formula is well under 2 KB). Checked
+/// before anything else, so a hostile spec costs no more than reading this many bytes.
+pub const MAX_FORMULA_LEN: usize = 4096;
+
+/// The deepest nesting of parentheses and function calls accepted (real formulas nest fewer
+/// than 10 levels). The recursive-descent parser counts levels and refuses the one past this
+/// before recursing, so no formula can exhaust the stack.
+pub const MAX_FORMULA_DEPTH: usize = 64;
+
+/// The most binary operators (`+ - * :`) a formula may have: each one is a level of the
+/// left-deep syntax tree, which every later step walks recursively, so this bounds the stack
+/// they need (a formula of 500 terms is far wider than any real model). Counted on the tokens,
+/// before the parser runs.
+pub const MAX_FORMULA_OPERATORS: usize = 512;
+
+/// The most terms the right-hand side may expand to, counted at every step of the expansion
+/// (`a*b*c*...` doubles the count with each factor).
+pub const MAX_FORMULA_TERMS: usize = 4096;
+
 use std::fmt;
 
 pub use terms::{Special, SpecialKind, Term, Terms, VarKind, Variable};
@@ -278,6 +297,18 @@ pub enum FormulaErrorKind {
     /// A column the data does not have; the text names it and suggests close names.
     #[error("{0}")]
     UnknownColumn(String),
+    /// The text is longer than [`MAX_FORMULA_LEN`] bytes (the length found).
+    #[error("formula longer than {MAX_FORMULA_LEN} characters ({0} bytes)")]
+    TooLong(usize),
+    /// Parentheses and calls nest deeper than [`MAX_FORMULA_DEPTH`] levels.
+    #[error("formula nests deeper than {MAX_FORMULA_DEPTH} levels")]
+    TooDeep,
+    /// More than [`MAX_FORMULA_OPERATORS`] operators.
+    #[error("formula has more than {MAX_FORMULA_OPERATORS} operators (`+`, `-`, `*`, `:`)")]
+    TooManyOperators,
+    /// The expansion would have more than [`MAX_FORMULA_TERMS`] terms.
+    #[error("formula expands to more than {MAX_FORMULA_TERMS} terms")]
+    TooManyTerms,
 }
 
 /// A formula error: what is wrong, where (byte span) and the formula text, so that

@@ -1,6 +1,9 @@
 //! Lexer and recursive-descent parser for the formula grammar (see the module docs).
 
-use super::{BinOp, Expr, Formula, FormulaError, FormulaErrorKind, Span};
+use super::{
+    BinOp, Expr, Formula, FormulaError, FormulaErrorKind, Span, MAX_FORMULA_DEPTH, MAX_FORMULA_LEN,
+    MAX_FORMULA_OPERATORS,
+};
 
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
@@ -117,9 +120,21 @@ struct Parser<'a> {
     text: &'a str,
     toks: Vec<(Tok, Span)>,
     pos: usize,
+    /// Open parentheses and calls around the current position.
+    depth: usize,
 }
 
 impl Parser<'_> {
+    /// Enters one more level of nesting at the `(` at `open`; refuses the level past
+    /// [`MAX_FORMULA_DEPTH`] before the parser recurses into it.
+    fn enter(&mut self, open: Span) -> Result<(), FormulaError> {
+        if self.depth >= MAX_FORMULA_DEPTH {
+            return Err(FormulaError::new(FormulaErrorKind::TooDeep, open, self.text));
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
     fn peek(&self) -> &Tok {
         self.toks.get(self.pos).map_or(&Tok::Eof, |t| &t.0)
     }
@@ -194,10 +209,12 @@ impl Parser<'_> {
             }
             Tok::LParen => {
                 let (_, open) = self.bump();
+                self.enter(open)?;
                 let inner = self.expr()?;
                 if *self.peek() != Tok::RParen {
                     return Err(self.unexpected("`)`"));
                 }
+                self.depth -= 1;
                 let (_, close) = self.bump();
                 Ok(Expr::Paren { inner: Box::new(inner), span: open.to(close) })
             }
@@ -206,7 +223,8 @@ impl Parser<'_> {
                 if *self.peek() != Tok::LParen {
                     return Ok(Expr::Name { name, span });
                 }
-                self.bump();
+                let (_, open) = self.bump();
+                self.enter(open)?;
                 let mut args = Vec::new();
                 if *self.peek() != Tok::RParen {
                     loop {
@@ -220,6 +238,7 @@ impl Parser<'_> {
                         }
                     }
                 }
+                self.depth -= 1;
                 let (_, close) = self.bump();
                 Ok(Expr::Call { func: name, func_span: span, args, span: span.to(close) })
             }
@@ -229,8 +248,21 @@ impl Parser<'_> {
 }
 
 /// Parses a whole formula: `[lhs] ~ rhs`.
+///
+/// The length limit is checked before the text is read at all, the operator count on the
+/// tokens, the nesting limit by the parser before each level (see [`MAX_FORMULA_LEN`],
+/// [`MAX_FORMULA_OPERATORS`], [`MAX_FORMULA_DEPTH`]).
 pub(super) fn parse_formula(text: &str) -> Result<Formula, FormulaError> {
+    if text.len() > MAX_FORMULA_LEN {
+        // Quote only the start: the error must stay small whatever was sent.
+        let shown: String = text.chars().take(40).collect();
+        return Err(FormulaError::new(FormulaErrorKind::TooLong(text.len()), Span::new(0, 0), &format!("{shown}...")));
+    }
     let toks = lex(text)?;
+    let mut operators = toks.iter().filter(|t| matches!(t.0, Tok::Plus | Tok::Minus | Tok::Star | Tok::Colon));
+    if let Some((_, at)) = operators.nth(MAX_FORMULA_OPERATORS) {
+        return Err(FormulaError::new(FormulaErrorKind::TooManyOperators, *at, text));
+    }
     let tildes: Vec<Span> = toks.iter().filter(|t| t.0 == Tok::Tilde).map(|t| t.1).collect();
     match tildes.as_slice() {
         [] => return Err(FormulaError::new(FormulaErrorKind::MissingTilde, Span::new(0, text.len()), text)),
@@ -240,7 +272,7 @@ pub(super) fn parse_formula(text: &str) -> Result<Formula, FormulaError> {
             return Err(FormulaError::new(kind, *second, text));
         }
     }
-    let mut p = Parser { text, toks, pos: 0 };
+    let mut p = Parser { text, toks, pos: 0, depth: 0 };
     let lhs = if *p.peek() == Tok::Tilde { None } else { Some(p.expr()?) };
     if *p.peek() != Tok::Tilde {
         return Err(p.unexpected("`~`"));

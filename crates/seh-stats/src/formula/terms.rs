@@ -3,7 +3,9 @@
 //! `(a + b):c` → `a:c + b:c`, `- t` removes terms, `- 1` / `+ 0` remove the
 //! intercept, duplicates collapse, and terms are stably ordered by degree.
 
-use super::{BinOp, Expr, Formula, FormulaError, FormulaErrorKind, Span};
+use std::collections::HashSet;
+
+use super::{BinOp, Expr, Formula, FormulaError, FormulaErrorKind, Span, MAX_FORMULA_TERMS};
 
 /// What a model variable computes from the data.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,9 +168,20 @@ impl Encoder<'_> {
                 self.encode(operand, top, true)?;
                 Ok(Vec::new())
             }
-            Expr::Binary { op: BinOp::Plus, lhs, rhs, .. } => {
-                let mut a = self.encode(lhs, top, deleting)?;
-                a.extend(self.encode(rhs, top, deleting)?);
+            Expr::Binary { op: BinOp::Plus, span, .. } => {
+                // A sum is a left-deep chain; walk its spine in a loop, so a long sum costs
+                // one stack frame, not one per term. Same order as the recursion: left first.
+                let mut spine = Vec::new();
+                let mut first = e;
+                while let Expr::Binary { op: BinOp::Plus, lhs, rhs, .. } = first {
+                    spine.push(rhs.as_ref());
+                    first = lhs;
+                }
+                let mut a = self.encode(first, top, deleting)?;
+                for rhs in spine.into_iter().rev() {
+                    a.extend(self.encode(rhs, top, deleting)?);
+                    a = self.trim(a, *span)?;
+                }
                 Ok(a)
             }
             Expr::Binary { op: BinOp::Minus, lhs, rhs, .. } => {
@@ -176,16 +189,17 @@ impl Encoder<'_> {
                 let b = self.encode(rhs, top, !deleting)?;
                 Ok(a.into_iter().filter(|t| !b.iter().any(|d| d.0 == t.0)).collect())
             }
-            Expr::Binary { op: BinOp::Colon, lhs, rhs, .. } => {
+            Expr::Binary { op: BinOp::Colon, lhs, rhs, span } => {
                 let a = self.encode(lhs, false, deleting)?;
                 let b = self.encode(rhs, false, deleting)?;
-                Ok(cross(&a, &b))
+                let ab = self.cross(&a, &b, *span)?;
+                self.trim(ab, *span)
             }
-            Expr::Binary { op: BinOp::Star, lhs, rhs, .. } => {
+            Expr::Binary { op: BinOp::Star, lhs, rhs, span } => {
                 let a = self.encode(lhs, false, deleting)?;
                 let b = self.encode(rhs, false, deleting)?;
-                let ab = cross(&a, &b);
-                Ok(a.into_iter().chain(b).chain(ab).collect())
+                let ab = self.cross(&a, &b, *span)?;
+                self.trim(a.into_iter().chain(b).chain(ab).collect(), *span)
             }
             Expr::Name { .. } | Expr::Call { .. } => {
                 if let Expr::Call { func, args, span, func_span } = e {
@@ -288,18 +302,34 @@ impl Encoder<'_> {
             _ => Ok(Special { kind, vars, span }),
         }
     }
-}
 
-/// All pairwise unions of the terms of `a` and `b` (R's `InteractTerms`), `a` outer.
-fn cross(a: &[TermSet], b: &[TermSet]) -> Vec<TermSet> {
-    let mut out = Vec::with_capacity(a.len() * b.len());
-    for (ta, sa) in a {
-        for (tb, sb) in b {
-            let mut v: Vec<usize> = ta.iter().chain(tb).copied().collect();
-            v.sort_unstable();
-            v.dedup();
-            out.push((v, sa.to(*sb)));
+    /// Drops repeated terms (keeping the first, as the final de-duplication would, so the
+    /// result is unchanged) and refuses a list longer than [`MAX_FORMULA_TERMS`]. Applied at
+    /// every step, so `a*a*a*...` stays one term instead of doubling.
+    fn trim(&self, terms: Vec<TermSet>, span: Span) -> Result<Vec<TermSet>, FormulaError> {
+        let mut seen: HashSet<Vec<usize>> = HashSet::with_capacity(terms.len());
+        let out: Vec<TermSet> = terms.into_iter().filter(|t| seen.insert(t.0.clone())).collect();
+        if out.len() > MAX_FORMULA_TERMS {
+            return Err(self.err(FormulaErrorKind::TooManyTerms, span));
         }
+        Ok(out)
     }
-    out
+
+    /// All pairwise unions of the terms of `a` and `b` (R's `InteractTerms`), `a` outer;
+    /// refused before allocating when there would be more than [`MAX_FORMULA_TERMS`] pairs.
+    fn cross(&self, a: &[TermSet], b: &[TermSet], span: Span) -> Result<Vec<TermSet>, FormulaError> {
+        if a.len().saturating_mul(b.len()) > MAX_FORMULA_TERMS {
+            return Err(self.err(FormulaErrorKind::TooManyTerms, span));
+        }
+        let mut out = Vec::with_capacity(a.len() * b.len());
+        for (ta, sa) in a {
+            for (tb, sb) in b {
+                let mut v: Vec<usize> = ta.iter().chain(tb).copied().collect();
+                v.sort_unstable();
+                v.dedup();
+                out.push((v, sa.to(*sb)));
+            }
+        }
+        Ok(out)
+    }
 }

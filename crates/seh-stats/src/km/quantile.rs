@@ -4,8 +4,22 @@
 //! quantile is the midpoint of the flat segment, and a flat at the end of the
 //! curve uses the last observed time.
 
+use std::collections::HashSet;
+
 /// R's tolerance: `sqrt(.Machine$double.eps)`.
 const TOL: f64 = 1.4901161193847656e-8;
+
+/// A hash key under which two values collide exactly when `a == b` or both are NaN
+/// (the equality R's `duplicated` uses): every NaN maps to one key, `-0.0` to `0.0`'s.
+fn dedup_key(v: f64) -> u64 {
+    if v.is_nan() {
+        f64::NAN.to_bits()
+    } else if v == 0.0 {
+        0.0f64.to_bits()
+    } else {
+        v.to_bits()
+    }
+}
 
 /// The `p`-quantile of a survival curve `surv` (values at `time`, starting
 /// implicitly at `S(0) = 1`), e.g. `p = 0.5` for the median. Apply it to a
@@ -29,12 +43,13 @@ pub fn find_quantile(time: &[f64], surv: &[f64], p: f64) -> Option<f64> {
     if ymax < p {
         return None;
     }
-    // Drop duplicated y values (censoring times), keeping the first occurrence.
+    // Drop duplicated y values (censoring times), keeping the first occurrence (R's
+    // `duplicated`): one hash look-up per point, so the whole search is O(n).
+    let mut seen: HashSet<u64> = HashSet::with_capacity(y.len());
     let mut ux: Vec<f64> = Vec::with_capacity(x.len());
     let mut uy: Vec<f64> = Vec::with_capacity(y.len());
     for (&xi, &yi) in x.iter().zip(&y) {
-        let dup = uy.iter().any(|&v| v == yi || (v.is_nan() && yi.is_nan()));
-        if !dup {
+        if seen.insert(dedup_key(yi)) {
             ux.push(xi);
             uy.push(yi);
         }
@@ -83,5 +98,34 @@ mod tests {
         assert_eq!(find_quantile(&[1.0, 2.0], &[0.9, 0.8], 0.5), None);
         // NaN tail (log CI at S = 0) is skipped.
         assert_eq!(find_quantile(&[1.0, 2.0, 3.0], &[0.8, 0.3, f64::NAN], 0.5), Some(2.0));
+    }
+
+    /// The first-occurrence filter as it was (a linear scan per point, O(n²)).
+    fn dedup_by_scan(x: &[f64], y: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let (mut ux, mut uy) = (Vec::new(), Vec::<f64>::new());
+        for (&xi, &yi) in x.iter().zip(y) {
+            if !uy.iter().any(|&v| v == yi || (v.is_nan() && yi.is_nan())) {
+                ux.push(xi);
+                uy.push(yi);
+            }
+        }
+        (ux, uy)
+    }
+
+    #[test]
+    fn hashed_dedup_keeps_exactly_what_the_scan_kept() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+        let pool = [0.0, -0.0, 0.25, 0.5, 0.5 + 1e-17, 0.75, 1.0, f64::NAN, -f64::NAN, 1e-300];
+        for _ in 0..500 {
+            let n = rng.gen_range(0..40);
+            let y: Vec<f64> = (0..n).map(|_| pool[rng.gen_range(0..pool.len())]).collect();
+            let x: Vec<f64> = (0..n).map(|i| i as f64).collect();
+            let (sx, sy) = dedup_by_scan(&x, &y);
+            let mut seen = HashSet::new();
+            let kept: Vec<usize> = (0..n).filter(|&i| seen.insert(dedup_key(y[i]))).collect();
+            assert_eq!(kept.iter().map(|&i| x[i]).collect::<Vec<_>>(), sx, "{y:?}");
+            assert_eq!(kept.len(), sy.len());
+        }
     }
 }
