@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use seh_policy::policy::{open_policy_toml_for, AnalysisKind};
+use seh_policy::policy::{trial_policy_toml, AnalysisKind};
 use seh_protocol::hex;
 use seh_protocol::spec::Analysis;
 use seh_stats::DataFrame;
@@ -78,6 +78,11 @@ pub struct FedCommon {
     /// policies are marked `local_verification`: for checking against R on rows you hold.
     #[arg(long, default_value_t = 5)]
     pub min_cell_count: u64,
+    /// Let every site's policy allow exact event-time grids (pooled Cox and Kaplan–Meier then equal
+    /// the pooled fit; the union of event times is revealed to the study's parties). The generated
+    /// policies are otherwise the example policy's (which refuses exact grids).
+    #[arg(long)]
+    pub allow_event_times: bool,
     /// Differential privacy (describe): each site adds its share of discrete Gaussian noise
     /// calibrated to this ε (δ = 1e-6) and charges it to the researcher's budget.
     #[arg(long)]
@@ -232,7 +237,7 @@ pub fn write_federation(
     let researchers = [("researcher".to_owned(), hex::encode(researcher_key.as_bytes()))];
     let mut purposes = vec![seh_policy::consent::HRESCH];
     purposes.extend(a.purpose.as_deref().filter(|p| *p != seh_policy::consent::HRESCH));
-    let policy_text = open_policy_toml_for(&researchers, &kinds, policy_min, &purposes);
+    let policy_text = trial_policy_toml(&researchers, &kinds, policy_min, &purposes, a.allow_event_times);
     let stores = store_sites(a)?;
     seh_policy::SitePolicy::from_toml_str(&policy_text, "site policy")
         .map_err(|e| anyhow::anyhow!("the minimum count {policy_min} is not a valid site policy: {e}"))?;

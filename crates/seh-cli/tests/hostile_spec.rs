@@ -114,7 +114,7 @@ fn coordinator_refuses_and_audits_a_deeply_nested_formula() {
     let key_r = identity_key(&keys.join("researcher"));
     let creds = ca.issue(&NodeIdentity::new(NodeId::parse("researcher").unwrap(), key_r)).unwrap();
     let tls = ClientTls::new(
-        &ca.cert_der(),
+        ca.cert_der(),
         Some(&creds),
         &NodeId::parse(&fed.coordinator_name).unwrap(),
         Some(fed.coordinator_key),

@@ -258,6 +258,20 @@ pub fn open_policy_toml_for(
     min_count: u64,
     purposes: &[&str],
 ) -> String {
+    trial_policy_toml(researchers, analyses, min_count, purposes, false)
+}
+
+/// [`open_policy_toml_for`] with one more flag: `allow_event_times` (`seh federate
+/// --allow-event-times`, and `seh demo`) permits exact event-time grids, so a pooled Cox or
+/// Kaplan–Meier fit equals the pooled one (the union of event times is then revealed to the
+/// study's parties); every other value stays the example's.
+pub fn trial_policy_toml(
+    researchers: &[(String, String)],
+    analyses: &[AnalysisKind],
+    min_count: u64,
+    purposes: &[&str],
+    allow_event_times: bool,
+) -> String {
     let floor = FLOOR_MIN_CELL_COUNT.max(FLOOR_MIN_RISK_SET).max(FLOOR_MIN_SUBSET_SIZE);
     let v = if min_count < floor {
         PolicyValues {
@@ -278,7 +292,7 @@ pub fn open_policy_toml_for(
             min_subset_size: example::MIN_SUBSET_SIZE.max(min_count),
             ratio: example::MAX_PARAMETERS_PER_ROW,
             local: false,
-            allow_event_times: false,
+            allow_event_times,
             min_step: example::MIN_STEP,
             min_bin_width: example::MIN_BIN_WIDTH,
             dp_required: true,
