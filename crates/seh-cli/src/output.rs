@@ -10,32 +10,47 @@ pub fn num(v: f64, digits: usize) -> String {
     column(&[v], digits).pop().unwrap_or_default()
 }
 
-/// Decimals needed to show `v` to `digits` significant digits, without trailing zeros.
+/// Decimals needed to show `v` to `digits` significant digits, without trailing zeros (the
+/// reference the faster [`decimals_at_least`] is tested against).
+#[cfg(test)]
 fn decimals_needed(v: f64, digits: usize) -> Option<usize> {
+    decimals_at_least(v, digits, 0)
+}
+
+/// `max(floor, decimals_needed(v, digits))`, faster when `floor` already suffices: one
+/// rendering at `floor` decides it. (If `v` needs `d ≤ floor` decimals, its rendering at
+/// `floor` is the same number: the rounded value has `d` decimals and `v` lies within half a
+/// unit of the full precision's last place of it, strictly less than half a unit at `floor`.)
+fn decimals_at_least(v: f64, digits: usize, floor: usize) -> Option<usize> {
     if !v.is_finite() {
         return None;
     }
     if v == 0.0 {
-        return Some(0);
+        return Some(floor);
     }
     let digits = digits.clamp(1, 15);
     let mag = v.abs().log10().floor() as i32;
     let full = (digits as i32 - 1 - mag).max(0) as usize;
-    let target = format!("{:.*}", full, v);
+    if full <= floor {
+        return Some(floor);
+    }
+    let target: f64 = format!("{:.*}", full, v).parse().unwrap_or(f64::NAN);
+    let same = |d: usize| format!("{:.*}", d, v).parse::<f64>().unwrap_or(f64::NAN) == target;
+    if same(floor) {
+        return Some(floor);
+    }
     // Fewest decimals that round to the same value as the full-precision rendering.
-    (0..=full).find(|&d| {
-        let s = format!("{:.*}", d, v);
-        let a: f64 = s.parse().unwrap_or(f64::NAN);
-        let b: f64 = target.parse().unwrap_or(f64::NAN);
-        a == b
-    })
+    (floor + 1..=full).find(|&d| same(d))
 }
 
 /// Formats a column of numbers with a common number of decimals so that every
 /// value shows at least `digits` significant digits (as R formats a vector).
 /// Values too large or too small for fixed notation switch the column to scientific.
 pub fn column(values: &[f64], digits: usize) -> Vec<String> {
-    let dec = values.iter().filter_map(|&v| decimals_needed(v, digits)).max().unwrap_or(0);
+    let mut dec = 0;
+    for &v in values {
+        dec = decimals_at_least(v, digits, dec).unwrap_or(dec);
+    }
     let huge = values.iter().any(|v| v.is_finite() && v.abs() >= 1e15);
     if dec > 10 || huge {
         return values
@@ -158,5 +173,31 @@ mod tests {
             &[vec!["1".into(), "10".into()], vec!["2".into(), "3".into()]],
         );
         assert_eq!(t, "      a bb\nx     1  2\nlong 10  3\n");
+    }
+}
+
+#[cfg(test)]
+mod decimals_tests {
+    use super::*;
+
+    #[test]
+    fn the_running_maximum_equals_the_maximum_of_each_value_s_decimals() {
+        let mut x = 0x2545f4914f6cdd1du64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let scale = 10f64.powi((x % 13) as i32 - 6);
+            let v = ((x >> 11) as f64 / (1u64 << 53) as f64 - 0.3) * scale;
+            let w = (v * 1000.0).round() / 1000.0;
+            for digits in [3, 4, 7] {
+                for floor in 0..8 {
+                    let want = decimals_needed(v, digits).map(|d| d.max(floor));
+                    assert_eq!(decimals_at_least(v, digits, floor), want, "{v} {digits} {floor}");
+                    let want = decimals_needed(w, digits).map(|d| d.max(floor));
+                    assert_eq!(decimals_at_least(w, digits, floor), want, "{w} {digits} {floor}");
+                }
+            }
+        }
     }
 }

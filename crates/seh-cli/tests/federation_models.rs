@@ -91,7 +91,12 @@ const HEART: &str = "Surv(start, stop, event) ~ age + year + surgery + transplan
 
 #[test]
 fn stratified_cox_over_processes_equals_r_strata_site() {
-    let v = federate("strat", "heart", "site3", &["federate", "cox", "--formula", HEART, "--mode", "stratified"]);
+    let v = federate(
+        "strat",
+        "heart",
+        "site3",
+        &["federate", "cox", "--formula", HEART, "--mode", "stratified", "--min-risk-set", "1"],
+    );
     let worst = compare_cox(&v, &reference("heart_efron_site_strata"), "heart stratified");
     assert_eq!(v["federation"]["mode"], "stratified");
     assert_eq!(v["federation"]["signature_verified"], true);
@@ -197,7 +202,20 @@ fn he_aggregation_gives_the_secagg_fit_and_r() {
 
 #[test]
 fn a_coordinator_killed_between_newton_rounds_resumes_to_the_same_fit() {
-    let args = ["federate", "cox", "--formula", HEART, "--mode", "stratified", "--debug-coordinator-exit-after", "7"];
+    // Local verification (`--min-risk-set 1`): heart's smallest site5 site is below the example
+    // policy's 0.2 parameters per row.
+    let args = [
+        "federate",
+        "cox",
+        "--formula",
+        HEART,
+        "--mode",
+        "stratified",
+        "--min-risk-set",
+        "1",
+        "--debug-coordinator-exit-after",
+        "7",
+    ];
     let v = federate("restart", "heart", "site5", &args);
     assert_eq!(v["federation"]["coordinator_restarts"], 1);
     compare_cox(&v, &reference("heart_efron_site5_strata"), "heart stratified after a restart");
