@@ -83,6 +83,9 @@ pub struct ResearcherToml {
 #[derive(Debug, Subcommand)]
 pub enum StudyCommand {
     /// Submit a study and (unless --no-wait) print its verified result.
+    ///
+    /// Every analysis of `seh federate`, with the same flags and output
+    /// [possible values: describe, cox, km, glm].
     Run(crate::study_run::RunArgs),
     /// Print a study's status.
     Status(IdArgs),
