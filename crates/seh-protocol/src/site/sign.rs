@@ -92,26 +92,16 @@ impl SiteMachine {
         };
         self.send(out, study_id, env)?;
         let digest = hex::encode(&sha2_digest(document.as_bytes()));
-        if store {
-            out.push(audit(
-                AuditKind::Release,
-                study_id,
-                json!({ "what": "co-signed release from the encrypted store", "document_sha256": digest }),
-            ));
-            self.set_stage(study_id, Stage::Finished);
-            return Ok(());
-        }
-        if head {
-            out.push(audit(
-                AuditKind::Release,
-                study_id,
-                json!({ "what": "co-signed coordinator log head", "document_sha256": digest }),
-            ));
-            self.set_stage(study_id, Stage::Finished);
-            return Ok(());
-        }
-        out.push(audit(AuditKind::Release, study_id, json!({ "what": "co-signed", "document_sha256": digest })));
-        self.set_stage(study_id, Stage::CoSigned(document));
+        // A store release and a log head end the signing; a live release waits for the result.
+        let (what, next) = if store {
+            ("co-signed release from the encrypted store", Stage::Finished)
+        } else if head {
+            ("co-signed coordinator log head", Stage::Finished)
+        } else {
+            ("co-signed", Stage::CoSigned(document))
+        };
+        out.push(audit(AuditKind::Release, study_id, json!({ "what": what, "document_sha256": digest })));
+        self.set_stage(study_id, next);
         Ok(())
     }
 }
