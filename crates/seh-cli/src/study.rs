@@ -267,14 +267,37 @@ impl Researcher {
 
     /// Polls until the study ends or `timeout` passes; transient errors are retried.
     pub async fn wait(&self, id: &str, timeout: Duration) -> Result<StudyStatus> {
+        self.wait_with(id, timeout, |_, _| {}).await
+    }
+
+    /// [`Researcher::wait`], calling `progress(status, seconds)` each time the study's state or
+    /// round changes (what `seh study run` prints per round).
+    pub async fn wait_with(
+        &self,
+        id: &str,
+        timeout: Duration,
+        mut progress: impl FnMut(&StudyStatus, f64),
+    ) -> Result<StudyStatus> {
         let start = Instant::now();
+        let mut shown: Option<(String, u64)> = None;
         loop {
             match self.status(id).await {
-                Ok(s) if matches!(s.state.as_str(), "done" | "failed" | "refused") => return Ok(s),
-                Ok(_) | Err(_) if start.elapsed() < timeout => tokio::time::sleep(Duration::from_millis(200)).await,
-                Ok(s) => bail!("study {id} still {} after {:.0} s", s.state, timeout.as_secs_f64()),
-                Err(e) => return Err(e),
+                Ok(s) => {
+                    if shown.as_ref().is_none_or(|(state, round)| *state != s.state || *round != s.round) {
+                        progress(&s, start.elapsed().as_secs_f64());
+                        shown = Some((s.state.clone(), s.round));
+                    }
+                    if matches!(s.state.as_str(), "done" | "failed" | "refused") {
+                        return Ok(s);
+                    }
+                    if start.elapsed() >= timeout {
+                        bail!("study {id} still {} after {:.0} s", s.state, timeout.as_secs_f64());
+                    }
+                }
+                Err(e) if start.elapsed() >= timeout => return Err(e),
+                Err(_) => {}
             }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 

@@ -128,45 +128,6 @@ struct Planned {
     formula: Option<String>,
 }
 
-/// Polls the study until it ends (or `timeout` passes), printing one line to stderr each time
-/// its state or round changes (a JSON object per line with `--format json`).
-async fn wait_showing_progress(
-    r: &Researcher,
-    id: &str,
-    timeout: Duration,
-    format: Format,
-) -> Result<seh_net::StudyStatus> {
-    let start = Instant::now();
-    let mut shown: Option<(String, u64)> = None;
-    loop {
-        match r.status(id).await {
-            Ok(s) => {
-                let now = (s.state.clone(), s.round);
-                if shown.as_ref() != Some(&now) {
-                    let secs = start.elapsed().as_secs_f64();
-                    match format {
-                        Format::Json => eprintln!(
-                            "{}",
-                            serde_json::json!({ "study_id": id, "state": s.state, "round": s.round, "seconds": secs })
-                        ),
-                        Format::Text => eprintln!("study {id}: {} (round {}) after {secs:.1} s", s.state, s.round),
-                    }
-                    shown = Some(now);
-                }
-                if matches!(s.state.as_str(), "done" | "failed" | "refused") {
-                    return Ok(s);
-                }
-                if start.elapsed() > timeout {
-                    bail!("study {id} still {} after {:.0} s", s.state, timeout.as_secs_f64());
-                }
-            }
-            Err(e) if start.elapsed() > timeout => return Err(e),
-            Err(_) => {}
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// Runs `seh study run …`.
 pub fn run(rt: &tokio::runtime::Runtime, a: RunArgs) -> Result<()> {
     let c = &a.common;
@@ -183,7 +144,14 @@ pub fn run(rt: &tokio::runtime::Runtime, a: RunArgs) -> Result<()> {
             println!("{id}");
             return Ok(());
         }
-        let s = wait_showing_progress(&r, &id, Duration::from_secs_f64(c.timeout), c.format).await?;
+        let show = |s: &seh_net::StudyStatus, secs: f64| match c.format {
+            Format::Json => eprintln!(
+                "{}",
+                serde_json::json!({ "study_id": s.study_id, "state": s.state, "round": s.round, "seconds": secs })
+            ),
+            Format::Text => eprintln!("study {}: {} (round {}) after {secs:.1} s", s.study_id, s.state, s.round),
+        };
+        let s = r.wait_with(&id, Duration::from_secs_f64(c.timeout), show).await?;
         if s.state != "done" {
             bail!("study {id} {}: {}", s.state, s.detail);
         }
